@@ -1,0 +1,21 @@
+"""tdgui: get and keep OAuth tokens for the Schwab Trader API and the legacy TD Ameritrade API."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+__all__ = ["Accounts", "__version__", "api", "get_token", "session"]
+
+if TYPE_CHECKING:
+    from tdgui.api import Accounts, api, get_token, session
+
+
+def __getattr__(name: str) -> Any:
+    # Lazy: `import tdgui` must stay cheap for `tdgui token` (no requests/authlib until needed).
+    if name in ("api", "session", "get_token", "Accounts"):
+        from tdgui import api as api_module
+
+        return getattr(api_module, name)
+    raise AttributeError(name)

@@ -1,0 +1,1 @@
+"""The Qt-free core of tdgui: providers, login protocol, tokens, stores and the token service."""

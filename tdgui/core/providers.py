@@ -1,0 +1,203 @@
+"""Provider profiles: endpoints, client authentication, token lifetimes and quirks (DESIGN.md §2)."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+from tdgui.core.errors import UsageError
+
+PROVIDER_NAMES = ("schwab", "tdameritrade", "sandbox", "custom")
+AUTH_METHODS = ("client_secret_basic", "client_secret_post", "none")
+SANDBOX_FLAVORS = ("schwab", "tdameritrade")
+
+#: Port the sandbox listens on when started without --port; `--provider sandbox` accounts use it.
+SANDBOX_DEFAULT_PORT = 47443
+SANDBOX_DEFAULT_URL = f"https://127.0.0.1:{SANDBOX_DEFAULT_PORT}"
+
+ACCESS_LIFETIME = 1800
+SCHWAB_REFRESH_LIFETIME = 7 * 24 * 3600
+TDA_REFRESH_LIFETIME = 90 * 24 * 3600
+TDA_CLIENT_ID_SUFFIX = "@AMER.OAUTHAP"
+
+#: Built-in demo apps of the sandbox, so `--provider sandbox` needs no other setting.
+SANDBOX_SCHWAB_CLIENT_ID = "SandboxSchwabAppKey0123456789abcd"
+SANDBOX_SCHWAB_CLIENT_SECRET = "SandboxSecret0123"
+SANDBOX_TDA_CLIENT_ID = "SANDBOXTDAKEY0123456789"
+SANDBOX_CALLBACK_URL = "https://127.0.0.1:8182/"
+
+
+@dataclass(frozen=True)
+class Provider:
+    """Everything the protocol code needs to know about one authorization server."""
+
+    name: str
+    flavor: str  # "schwab", "tdameritrade" or "generic": which quirks apply
+    authorize_url: str
+    token_url: str
+    auth_method: str
+    pkce: bool
+    scopes: tuple[str, ...] = ()
+    access_lifetime: int = ACCESS_LIFETIME
+    #: Fallback refresh lifetime when the token response does not say.
+    refresh_lifetime: int | None = None
+    #: Schwab: the refresh token dies a fixed time after the browser login, refreshes don't extend it.
+    refresh_expiry_fixed_at_login: bool = False
+    client_id_suffix: str = ""
+    extra_authorize_params: tuple[tuple[str, str], ...] = ()
+    extra_token_params: tuple[tuple[str, str], ...] = ()
+    #: Hosts the embedded login view may navigate to (DESIGN.md §5, RFC 8252 §8.12).
+    allowed_hosts: tuple[str, ...] = field(default=())
+    #: CA bundle to pin (the sandbox's own CA); None means the system trust store.
+    ca_file: str | None = None
+    #: Is a renewal of the refresh token possible (TD Ameritrade `access_type=offline`)?
+    renews_refresh_token: bool = False
+
+    def full_client_id(self, client_id: str) -> str:
+        if self.client_id_suffix and not client_id.endswith(self.client_id_suffix):
+            return client_id + self.client_id_suffix
+        return client_id
+
+    @property
+    def needs_client_secret(self) -> bool:
+        return self.auth_method != "none"
+
+
+def is_loopback_host(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_endpoint_url(url: str, what: str) -> str:
+    """An endpoint must be https, or http on a loopback host only; returns it unchanged."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise UsageError(f"{what} must be an https:// URL, got {url!r}")
+    if parts.scheme == "http" and not is_loopback_host(parts.hostname):
+        raise UsageError(f"{what} must use https (plain http is allowed only on 127.0.0.1): {url}")
+    if parts.username or parts.password:
+        raise UsageError(f"{what} must not contain a user name or password: {url}")
+    return url
+
+
+def check_callback_url(url: str, provider: str) -> str:
+    """Validate a callback (redirect) URL for a provider; returns it unchanged."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise UsageError(f"callback URL must look like https://127.0.0.1:8182/, got {url!r}")
+    if parts.fragment:
+        raise UsageError("callback URL must not contain a #fragment (RFC 6749 §3.1.2)")
+    if parts.username or parts.password:
+        raise UsageError("callback URL must not contain a user name or password")
+    try:
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError:
+        raise UsageError(f"callback URL has an invalid port: {url}") from None
+    if provider in ("schwab", "sandbox"):
+        if parts.scheme != "https":
+            raise UsageError("Schwab requires an https callback URL, e.g. https://127.0.0.1:8182/")
+        if parts.hostname == "localhost":
+            raise UsageError("Schwab requires 127.0.0.1 in the callback URL, not localhost")
+    if parts.scheme == "http" and not is_loopback_host(parts.hostname):
+        raise UsageError("a plain-http callback URL is allowed only on 127.0.0.1")
+    return url
+
+
+def sandbox_base_url(account_url: str | None = None) -> str:
+    return (account_url or os.environ.get("TD_SANDBOX_URL") or SANDBOX_DEFAULT_URL).rstrip("/")
+
+
+def host_of(url: str) -> str:
+    return urlsplit(url).hostname or ""
+
+
+def schwab() -> Provider:
+    return Provider(
+        name="schwab",
+        flavor="schwab",
+        authorize_url="https://api.schwabapi.com/v1/oauth/authorize",
+        token_url="https://api.schwabapi.com/v1/oauth/token",
+        auth_method="client_secret_basic",
+        pkce=False,
+        refresh_lifetime=SCHWAB_REFRESH_LIFETIME,
+        refresh_expiry_fixed_at_login=True,
+        allowed_hosts=(
+            "api.schwabapi.com",
+            "sws-gateway.schwab.com",
+            "sws-gateway-nr.schwab.com",
+            "client.schwab.com",
+            "lms.schwab.com",
+            "www.schwab.com",
+            "static.schwab.com",
+        ),
+    )
+
+
+def tdameritrade() -> Provider:
+    return Provider(
+        name="tdameritrade",
+        flavor="tdameritrade",
+        authorize_url="https://auth.tdameritrade.com/auth",
+        token_url="https://api.tdameritrade.com/v1/oauth2/token",
+        auth_method="none",
+        pkce=False,
+        refresh_lifetime=TDA_REFRESH_LIFETIME,
+        client_id_suffix=TDA_CLIENT_ID_SUFFIX,
+        extra_token_params=(("access_type", "offline"),),
+        allowed_hosts=("auth.tdameritrade.com", "api.tdameritrade.com", "secure.tdameritrade.com"),
+        renews_refresh_token=True,
+    )
+
+
+def sandbox(flavor: str, base_url: str, ca_file: str | None) -> Provider:
+    """The local emulator, at the real brokers' paths, with the flavor's quirks."""
+    if flavor not in SANDBOX_FLAVORS:
+        raise UsageError(f"sandbox flavor must be one of {', '.join(SANDBOX_FLAVORS)}")
+    base = base_url.rstrip("/")
+    real = schwab() if flavor == "schwab" else tdameritrade()
+    return Provider(
+        name="sandbox",
+        flavor=flavor,
+        authorize_url=base + urlsplit(real.authorize_url).path,
+        token_url=base + urlsplit(real.token_url).path,
+        auth_method=real.auth_method,
+        pkce=True,
+        refresh_lifetime=real.refresh_lifetime,
+        refresh_expiry_fixed_at_login=real.refresh_expiry_fixed_at_login,
+        client_id_suffix=real.client_id_suffix,
+        extra_token_params=real.extra_token_params,
+        allowed_hosts=(host_of(base),),
+        ca_file=ca_file,
+        renews_refresh_token=real.renews_refresh_token,
+    )
+
+
+def custom(
+    authorize_url: str,
+    token_url: str,
+    auth_method: str,
+    scopes: tuple[str, ...],
+    pkce: bool,
+    ca_file: str | None = None,
+) -> Provider:
+    if auth_method not in AUTH_METHODS:
+        raise UsageError(f"auth method must be one of {', '.join(AUTH_METHODS)}")
+    check_endpoint_url(authorize_url, "authorize URL")
+    check_endpoint_url(token_url, "token URL")
+    return Provider(
+        name="custom",
+        flavor="generic",
+        authorize_url=authorize_url,
+        token_url=token_url,
+        auth_method=auth_method,
+        pkce=pkce,
+        scopes=scopes,
+        allowed_hosts=tuple(sorted({host_of(authorize_url), host_of(token_url)})),
+        ca_file=ca_file,
+    )

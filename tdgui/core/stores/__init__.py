@@ -1,0 +1,1 @@
+"""Token stores behind one contract: keyring (default), file, memory and sql."""

@@ -1,0 +1,48 @@
+"""The contract every token store keeps: text records under keys, read-your-writes, atomic."""
+
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+
+from tdgui.core.errors import UsageError
+
+_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}(/(tokens|secret))?$")
+
+
+def check_key(key: str) -> str:
+    """Keys are `ACCOUNT/tokens` or `ACCOUNT/secret` (account names are [A-Za-z0-9._-])."""
+    if not _KEY.match(key):
+        raise UsageError(f"invalid store key {key!r}")
+    return key
+
+
+class TokenStore(ABC):
+    """A place for secret text records (token JSON, client secrets).
+
+    Contract (tests/test_store_contract.py runs it against every store):
+    - `read` of a key never written, deleted, or whose record is incomplete returns None;
+    - `write` replaces the whole record atomically: a concurrent or later reader sees the
+      old or the new record, never a mix, even if the writer is killed midway;
+    - `delete` of a missing key is not an error;
+    - failures of the backing system raise StoreUnavailable with a message naming the way out.
+    """
+
+    #: "keyring", "file", "memory" or "sql".
+    kind: str = ""
+
+    @abstractmethod
+    def read(self, key: str) -> str | None: ...
+
+    @abstractmethod
+    def write(self, key: str, value: str) -> None: ...
+
+    @abstractmethod
+    def delete(self, key: str) -> None: ...
+
+    @abstractmethod
+    def describe(self) -> str:
+        """Where the records live, for status output and the About dialog (no secrets)."""
+
+    def check_available(self) -> None:
+        """Raise StoreUnavailable quickly if this store cannot be used right now."""
