@@ -19,9 +19,14 @@ def private_dir(path: Path) -> Path:
     return path
 
 
-def atomic_write(path: Path, data: bytes | str) -> None:
-    """Replace `path` with `data` so a reader sees the old or the new content, never a mix."""
-    private_dir(path.parent)
+def atomic_write(path: Path, data: bytes | str, *, own_dir: bool = True) -> None:
+    """Replace `path` with `data` so a reader sees the old or the new content, never a mix.
+
+    `own_dir=False` is for files in the user's folders (exports): the folder is created 0700
+    if missing but an existing one keeps its mode.
+    """
+    if own_dir or not path.parent.exists():
+        private_dir(path.parent)
     raw = data.encode() if isinstance(data, str) else data
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:

@@ -43,7 +43,7 @@ class Provider:
     access_lifetime: int = ACCESS_LIFETIME
     #: Fallback refresh lifetime when the token response does not say.
     refresh_lifetime: int | None = None
-    #: Schwab: the refresh token dies a fixed time after the browser login, refreshes don't extend it.
+    #: Schwab: the refresh token dies a fixed time after the login; refreshes do not extend it.
     refresh_expiry_fixed_at_login: bool = False
     client_id_suffix: str = ""
     extra_authorize_params: tuple[tuple[str, str], ...] = ()

@@ -1,4 +1,4 @@
-"""TokenSet: access and refresh token with expiry from local receipt time, in a versioned JSON form."""
+"""TokenSet: access + refresh token, expiry from local receipt time, versioned JSON."""
 
 from __future__ import annotations
 

@@ -1,0 +1,264 @@
+"""Accounts and settings (no secrets) in the platform config dir, as versioned JSON."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from tdgui.core import paths, providers
+from tdgui.core.errors import ConfigError, UsageError
+from tdgui.core.fsutil import atomic_write, private_dir
+from tdgui.core.providers import Provider
+
+ACCOUNTS_VERSION = 1
+ACCOUNT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+EXPORT_FORMATS = ("schwab-py", "tda-api", "json")
+STORE_KINDS = ("keyring", "file", "memory", "sql")
+
+
+@dataclass(frozen=True)
+class ExportTarget:
+    format: str
+    path: str
+
+
+@dataclass(frozen=True)
+class Account:
+    """One login profile. Never holds a secret: the client secret lives in the token store."""
+
+    name: str
+    provider: str
+    client_id: str
+    callback_url: str
+    store: str = "keyring"
+    #: sandbox only: which broker it emulates, and where it runs (None: TD_SANDBOX_URL / default).
+    flavor: str | None = None
+    sandbox_url: str | None = None
+    #: custom only.
+    authorize_url: str | None = None
+    token_url: str | None = None
+    auth_method: str | None = None
+    scopes: tuple[str, ...] = ()
+    pkce: bool = True
+    #: token files rewritten after every refresh (`tdgui export --keep-synced`).
+    exports: tuple[ExportTarget, ...] = ()
+
+    def validate(self) -> Account:
+        if not ACCOUNT_NAME.match(self.name):
+            raise UsageError(
+                f"invalid account name {self.name!r}: use letters, digits, '.', '_' or '-'"
+            )
+        if self.provider not in providers.PROVIDER_NAMES:
+            raise UsageError(
+                f"unknown provider {self.provider!r}: choose one of "
+                + ", ".join(providers.PROVIDER_NAMES)
+            )
+        if self.store not in STORE_KINDS:
+            raise UsageError(
+                f"unknown store {self.store!r}: choose one of {', '.join(STORE_KINDS)}"
+            )
+        if not self.client_id or any(c.isspace() for c in self.client_id):
+            raise UsageError("the client id (app key) must be non-empty and contain no spaces")
+        providers.check_callback_url(self.callback_url, self.provider)
+        if (
+            self.provider == "sandbox"
+            and (self.flavor or "schwab") not in providers.SANDBOX_FLAVORS
+        ):
+            raise UsageError("sandbox flavor must be schwab or tdameritrade")
+        if self.provider == "custom":
+            if not (self.authorize_url and self.token_url):
+                raise UsageError("a custom provider needs --authorize-url and --token-url")
+            self.resolve_provider(None)
+        for target in self.exports:
+            if target.format not in EXPORT_FORMATS:
+                raise UsageError(f"unknown export format {target.format!r}")
+        return self
+
+    def resolve_provider(self, config_dir: Path | None) -> Provider:
+        """The provider profile this account talks to."""
+        if self.provider == "schwab":
+            return providers.schwab()
+        if self.provider == "tdameritrade":
+            return providers.tdameritrade()
+        if self.provider == "sandbox":
+            base = providers.sandbox_base_url(self.sandbox_url)
+            ca = str(sandbox_ca_file(config_dir or paths.config_dir()))
+            return providers.sandbox(self.flavor or "schwab", base, ca)
+        return providers.custom(
+            authorize_url=self.authorize_url or "",
+            token_url=self.token_url or "",
+            auth_method=self.auth_method or "client_secret_basic",
+            scopes=self.scopes,
+            pkce=self.pkce,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        body = asdict(self)
+        body["scopes"] = list(self.scopes)
+        body["exports"] = [asdict(e) for e in self.exports]
+        return body
+
+    @classmethod
+    def from_dict(cls, body: dict[str, Any]) -> Account:
+        known = {f.name for f in fields(cls)}
+        unknown = set(body) - known
+        if unknown:
+            raise ConfigError(f"unknown account fields: {', '.join(sorted(unknown))}")
+        try:
+            values = dict(body)
+            values["scopes"] = tuple(body.get("scopes") or ())
+            values["exports"] = tuple(ExportTarget(**e) for e in body.get("exports") or ())
+            return cls(**values)
+        except TypeError as exc:
+            raise ConfigError(f"invalid account entry: {exc}") from None
+
+
+def sandbox_ca_file(config_dir: Path) -> Path:
+    """Where the sandbox keeps the CA that clients pin (see tdgui.sandbox.certs)."""
+    return config_dir / "sandbox" / "ca.pem"
+
+
+def sandbox_account(name: str, flavor: str = "schwab", sandbox_url: str | None = None) -> Account:
+    """An account on the built-in sandbox with its demo app, ready to log in."""
+    client_id = (
+        providers.SANDBOX_SCHWAB_CLIENT_ID
+        if flavor == "schwab"
+        else providers.SANDBOX_TDA_CLIENT_ID
+    )
+    return Account(
+        name=name,
+        provider="sandbox",
+        client_id=client_id,
+        callback_url=providers.SANDBOX_CALLBACK_URL,
+        flavor=flavor,
+        sandbox_url=sandbox_url,
+    ).validate()
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Desktop-app preferences."""
+
+    start_minimized: bool = False
+    launch_at_login: bool = False
+    refresh_lead_seconds: int = 300
+    notifications: bool = True
+
+    @classmethod
+    def from_dict(cls, body: dict[str, Any]) -> Settings:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in body.items() if k in known})
+
+
+@dataclass
+class ConfigFile:
+    accounts: dict[str, Account] = field(default_factory=dict)
+    settings: Settings = field(default_factory=Settings)
+
+
+class Config:
+    """Reads and writes `accounts.json`; every change re-reads first, so processes don't clobber."""
+
+    def __init__(self, directory: Path | None = None) -> None:
+        self.directory = directory or paths.config_dir()
+
+    @property
+    def path(self) -> Path:
+        return self.directory / "accounts.json"
+
+    def _lock(self) -> Any:
+        from filelock import FileLock
+
+        private_dir(self.directory)
+        return FileLock(str(self.directory / ".accounts.lock"), timeout=10)
+
+    def load(self) -> ConfigFile:
+        try:
+            text = self.path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return ConfigFile()
+        except OSError as exc:
+            raise ConfigError(f"cannot read {self.path}: {exc.strerror}") from None
+        try:
+            body = json.loads(text)
+            if not isinstance(body, dict) or body.get("version") != ACCOUNTS_VERSION:
+                raise ValueError("unknown version")
+            accounts = {}
+            for entry in body.get("accounts", []):
+                account = Account.from_dict(entry)
+                accounts[account.name] = account
+            settings = Settings.from_dict(body.get("settings", {}))
+        except (ValueError, TypeError, AttributeError) as exc:
+            raise ConfigError(f"{self.path} is damaged ({exc}); fix or remove it") from None
+        return ConfigFile(accounts=accounts, settings=settings)
+
+    def _save(self, data: ConfigFile) -> None:
+        body = {
+            "version": ACCOUNTS_VERSION,
+            "accounts": [a.to_dict() for a in data.accounts.values()],
+            "settings": asdict(data.settings),
+        }
+        atomic_write(self.path, json.dumps(body, indent=2) + "\n")
+
+    def accounts(self) -> list[Account]:
+        return list(self.load().accounts.values())
+
+    def account(self, name: str) -> Account:
+        found = self.load().accounts.get(name)
+        if found is None:
+            raise UsageError(f"no account named {name!r} (see `tdgui accounts list`)")
+        return found
+
+    def add_account(self, account: Account, *, replace_existing: bool = False) -> None:
+        account.validate()
+        with self._lock():
+            data = self.load()
+            if account.name in data.accounts and not replace_existing:
+                raise UsageError(f"an account named {account.name!r} already exists")
+            data.accounts[account.name] = account
+            self._save(data)
+
+    def remove_account(self, name: str) -> Account:
+        with self._lock():
+            data = self.load()
+            if name not in data.accounts:
+                raise UsageError(f"no account named {name!r} (see `tdgui accounts list`)")
+            removed = data.accounts.pop(name)
+            self._save(data)
+            return removed
+
+    def update_account(self, name: str, **changes: Any) -> Account:
+        with self._lock():
+            data = self.load()
+            if name not in data.accounts:
+                raise UsageError(f"no account named {name!r}")
+            updated = replace(data.accounts[name], **changes).validate()
+            data.accounts[name] = updated
+            self._save(data)
+            return updated
+
+    def settings(self) -> Settings:
+        return self.load().settings
+
+    def save_settings(self, settings: Settings) -> None:
+        with self._lock():
+            data = self.load()
+            data.settings = settings
+            self._save(data)
+
+
+def store_tokens_from_env(default: bool) -> bool:
+    """pyTD's `TD_STORE_TOKENS`: True/False wins over the argument; anything else is an error."""
+    raw = os.environ.get("TD_STORE_TOKENS")
+    if raw is None:
+        return default
+    value = raw.strip().lower()
+    if value == "true":
+        return True
+    if value == "false":
+        return False
+    raise ConfigError(f"TD_STORE_TOKENS must be True or False, not {raw!r}")

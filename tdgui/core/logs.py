@@ -1,0 +1,110 @@
+"""Logging to the platform log dir with rotation, through a filter that masks every secret."""
+
+from __future__ import annotations
+
+import logging
+import logging.handlers
+import os
+import re
+import threading
+from typing import Any
+from urllib.parse import quote
+
+from tdgui.core import paths
+from tdgui.core.fsutil import private_dir
+
+MASK = "[secret]"
+#: Shorter strings are not treated as secrets (they would mask ordinary words).
+MIN_SECRET_LENGTH = 8
+
+_NAMES = "access_token|refresh_token|id_token|code|code_verifier|client_secret|password|session"
+#: (prefix, value) pairs: key=value in URLs and form bodies, "key": "value" in JSON, and
+#: Authorization headers. The prefix is kept, the value masked.
+_PATTERNS = [
+    re.compile(rf"(?i)\b((?:{_NAMES})=)([^&\s'\"]+)"),
+    re.compile(rf"(?i)(\"(?:{_NAMES})\"\s*:\s*\")([^\"]*)"),
+    re.compile(r"(?i)\b((?:Bearer|Basic)\s+)([A-Za-z0-9._~+/=%@-]+)"),
+]
+
+
+class SecretRegistry:
+    """Every secret the process has seen, so any log line containing one can be masked."""
+
+    def __init__(self) -> None:
+        self._secrets: set[str] = set()
+        self._lock = threading.Lock()
+
+    def add(self, secret: str | None) -> None:
+        if secret and len(secret) >= MIN_SECRET_LENGTH:
+            with self._lock:
+                self._secrets.add(secret)
+                # Secrets also travel URL-encoded (Schwab's code ends in %40).
+                self._secrets.add(quote(secret, safe=""))
+
+    def mask(self, text: str) -> str:
+        with self._lock:
+            known = sorted(self._secrets, key=len, reverse=True)
+        for secret in known:
+            if secret in text:
+                text = text.replace(secret, MASK)
+        for pattern in _PATTERNS:
+            text = pattern.sub(lambda m: m.group(1) + MASK, text)
+        return text
+
+
+SECRETS = SecretRegistry()
+
+
+class MaskSecretsFilter(logging.Filter):
+    """Formats the record once and masks secrets in the result (args included)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # a broken format string must not break logging
+            message = str(record.msg)
+        record.msg = SECRETS.mask(message)
+        record.args = None
+        if record.exc_info and record.exc_info[1] is not None:
+            record.exc_text = SECRETS.mask(logging.Formatter().formatException(record.exc_info))
+            record.exc_info = None
+        return True
+
+
+_configured = False
+
+
+def setup_logging(level: str | int | None = None, *, to_stderr: bool = False) -> None:
+    """Root logging: rotating file in the log dir (0600, dir 0700), every handler masked."""
+    global _configured
+    env_level = os.environ.get("TD_LOG_LEVEL")
+    chosen: Any = level if level is not None else (env_level.upper() if env_level else "INFO")
+    root = logging.getLogger()
+    root.setLevel(chosen)
+    if _configured:
+        for handler in root.handlers:
+            if isinstance(handler, logging.StreamHandler) and not isinstance(
+                handler, logging.FileHandler
+            ):
+                handler.setLevel(chosen)
+        return
+    _configured = True
+    formatter = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    mask = MaskSecretsFilter()
+    try:
+        directory = private_dir(paths.log_dir())
+        path = directory / "tdgui.log"
+        file_handler = logging.handlers.RotatingFileHandler(
+            path, maxBytes=1_000_000, backupCount=3, encoding="utf-8"
+        )
+        os.chmod(path, 0o600)
+        file_handler.setFormatter(formatter)
+        file_handler.addFilter(mask)
+        root.addHandler(file_handler)
+    except OSError:
+        pass  # a read-only home must not stop the app; stderr still gets warnings
+    stream = logging.StreamHandler()
+    stream.setLevel(chosen if to_stderr else logging.WARNING)
+    stream.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    stream.addFilter(mask)
+    root.addHandler(stream)

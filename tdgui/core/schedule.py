@@ -1,0 +1,81 @@
+"""When to refresh next, and what state an account is in: pure functions of (tokens, now)."""
+
+from __future__ import annotations
+
+from enum import Enum
+
+from tdgui.core.providers import Provider
+from tdgui.core.tokens import TokenSet
+
+#: Access tokens are refreshed this long before they expire (DESIGN.md §5).
+DEFAULT_LEAD = 300.0
+#: A TD Ameritrade refresh token is renewed when it has less than this left (it lasts 90 days).
+RENEW_WINDOW = 7 * 24 * 3600.0
+#: Warn this long before a refresh token dies (Schwab users must log in every 7 days).
+WARN_WINDOW = 24 * 3600.0
+
+
+class AccountState(Enum):
+    VALID = "valid"
+    REFRESH_SOON = "refreshing soon"
+    LOGIN_SOON = "login soon"
+    LOGIN_REQUIRED = "login required"
+    ERROR = "error"
+
+
+def renewal_due(tokens: TokenSet, provider: Provider, now: float) -> bool:
+    if not provider.renews_refresh_token or tokens.refresh_expires_at is None:
+        return False
+    return tokens.refresh_expires_at - now < RENEW_WINDOW
+
+
+def needs_refresh(tokens: TokenSet, provider: Provider, now: float, lead: float) -> bool:
+    if not tokens.refresh_valid(now):
+        return False
+    return not tokens.access_valid(now, lead) or renewal_due(tokens, provider, now)
+
+
+def next_refresh_at(tokens: TokenSet, provider: Provider, lead: float) -> float | None:
+    """The moment this account next needs a refresh; None when no refresh can help."""
+    if not tokens.refresh_token:
+        return None
+    moments = [tokens.access_expires_at - lead]
+    if provider.renews_refresh_token and tokens.refresh_expires_at is not None:
+        moments.append(tokens.refresh_expires_at - RENEW_WINDOW)
+    when = min(moments)
+    if tokens.refresh_expires_at is not None and when >= tokens.refresh_expires_at:
+        return None
+    return when
+
+
+def next_warning_at(tokens: TokenSet, now: float) -> float | None:
+    """The next moment the user should hear about the refresh token: 24 h before, and at death."""
+    if tokens.refresh_expires_at is None:
+        return None
+    for moment in (tokens.refresh_expires_at - WARN_WINDOW, tokens.refresh_expires_at):
+        if moment > now:
+            return moment
+    return None
+
+
+def account_state(
+    tokens: TokenSet | None,
+    provider: Provider,
+    now: float,
+    lead: float,
+    *,
+    login_required: bool = False,
+    last_error: str | None = None,
+) -> AccountState:
+    if tokens is None or login_required or not tokens.refresh_valid(now):
+        if tokens is not None and not tokens.refresh_token and tokens.access_valid(now):
+            return AccountState.VALID  # a provider without refresh tokens: valid until expiry
+        return AccountState.LOGIN_REQUIRED
+    if last_error and not tokens.access_valid(now):
+        return AccountState.ERROR
+    remaining = tokens.refresh_remaining(now)
+    if remaining is not None and remaining < WARN_WINDOW and not provider.renews_refresh_token:
+        return AccountState.LOGIN_SOON
+    if not tokens.access_valid(now, lead):
+        return AccountState.REFRESH_SOON
+    return AccountState.VALID

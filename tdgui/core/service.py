@@ -1,0 +1,383 @@
+"""Login, refresh (single-flight across processes), status and logout: used by GUI, CLI and API."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from tdgui.core import export, flow, providers, schedule
+from tdgui.core.clock import SYSTEM_CLOCK, Clock
+from tdgui.core.config import Account, Config, ExportTarget
+from tdgui.core.errors import (
+    LoginRequired,
+    ProviderError,
+    StoredDataError,
+    StoreUnavailable,
+    TdguiError,
+    UsageError,
+)
+from tdgui.core.fsutil import atomic_write, private_dir
+from tdgui.core.logs import SECRETS
+from tdgui.core.oauth import TokenClient
+from tdgui.core.providers import Provider
+from tdgui.core.stores.base import TokenStore
+from tdgui.core.tokens import TokenSet
+
+log = logging.getLogger("tdgui.service")
+
+#: How long a process waits for another one's refresh before giving up.
+LOCK_TIMEOUT = 120.0
+
+
+@dataclass(frozen=True)
+class RefreshRecord:
+    """Non-secret bookkeeping per account, kept beside the config (not in the token store)."""
+
+    last_refresh_at: float | None = None
+    last_refresh_ok: bool | None = None
+    last_error: str | None = None
+    login_required: bool = False
+
+
+@dataclass(frozen=True)
+class AccountStatus:
+    name: str
+    provider: str
+    store: str
+    state: schedule.AccountState
+    access_expires_at: float | None
+    refresh_expires_at: float | None
+    login_at: float | None
+    last_refresh_at: float | None
+    last_refresh_ok: bool | None
+    last_error: str | None
+    now: float
+
+    def to_json(self) -> dict[str, Any]:
+        """The stable `--json` form (documented in the README)."""
+
+        def remaining(at: float | None) -> int | None:
+            return None if at is None else int(at - self.now)
+
+        body = asdict(self)
+        body.pop("now")
+        body["state"] = self.state.value
+        body["access_expires_in"] = remaining(self.access_expires_at)
+        body["refresh_expires_in"] = remaining(self.refresh_expires_at)
+        return body
+
+
+class TokenService:
+    """The one place that reads, refreshes and writes tokens."""
+
+    def __init__(
+        self,
+        config: Config | None = None,
+        *,
+        clock: Clock = SYSTEM_CLOCK,
+        lead: float = schedule.DEFAULT_LEAD,
+        store_override: TokenStore | None = None,
+    ) -> None:
+        self.config = config or Config()
+        self.clock = clock
+        self.lead = lead
+        self.store_override = store_override
+        self._stores: dict[str, TokenStore] = {}
+
+    # -- wiring ---------------------------------------------------------------------------
+    @property
+    def directory(self) -> Path:
+        return self.config.directory
+
+    def account(self, name: str) -> Account:
+        return self.config.account(name)
+
+    def provider(self, account: Account) -> Provider:
+        return account.resolve_provider(self.directory)
+
+    def store(self, account: Account) -> TokenStore:
+        if self.store_override is not None:
+            return self.store_override
+        kind = account.store
+        if kind not in self._stores:
+            from tdgui.core.stores import open_store
+
+            self._stores[kind] = open_store(kind)
+        return self._stores[kind]
+
+    def secret_store(self, account: Account) -> TokenStore:
+        """Client secrets go to the keyring, unless the user chose a disk store for the account."""
+        if self.store_override is not None or account.store in ("file", "sql", "keyring"):
+            return self.store(account)
+        from tdgui.core.stores import open_store
+
+        return self._stores.setdefault("keyring", open_store("keyring"))
+
+    def client_secret(self, account: Account, provider: Provider) -> str | None:
+        if not provider.needs_client_secret:
+            return None
+        if (
+            account.provider == "sandbox"
+            and account.client_id == providers.SANDBOX_SCHWAB_CLIENT_ID
+        ):
+            return providers.SANDBOX_SCHWAB_CLIENT_SECRET
+        secret = self.secret_store(account).read(f"{account.name}/secret")
+        if not secret:
+            raise UsageError(
+                f"no client secret stored for {account.name!r}: add it with "
+                f"`tdgui accounts add {account.name} ... --client-secret-stdin`"
+            )
+        SECRETS.add(secret)
+        return secret
+
+    def set_client_secret(self, account: Account, secret: str) -> None:
+        if not secret or any(c.isspace() for c in secret):
+            raise UsageError("the client secret must be non-empty and contain no spaces")
+        SECRETS.add(secret)
+        self.secret_store(account).write(f"{account.name}/secret", secret)
+
+    def token_client(self, account: Account, provider: Provider) -> TokenClient:
+        return TokenClient(
+            provider,
+            account.client_id,
+            self.client_secret(account, provider),
+            self.clock,
+            on_secret=SECRETS.add,
+        )
+
+    # -- records --------------------------------------------------------------------------
+    def read_tokens(self, account: Account) -> TokenSet | None:
+        text = self.store(account).read(f"{account.name}/tokens")
+        if text is None:
+            return None
+        tokens = TokenSet.from_json(text)
+        for secret in (tokens.access_token, tokens.refresh_token):
+            SECRETS.add(secret)
+        return tokens
+
+    def _write_tokens(self, account: Account, tokens: TokenSet) -> None:
+        self.store(account).write(f"{account.name}/tokens", tokens.to_json())
+        self._sync_exports(account, tokens)
+
+    def _status_path(self, name: str) -> Path:
+        return self.directory / "status" / f"{name}.json"
+
+    def refresh_record(self, name: str) -> RefreshRecord:
+        try:
+            body = json.loads(self._status_path(name).read_text(encoding="utf-8"))
+            return RefreshRecord(**body)
+        except FileNotFoundError:
+            return RefreshRecord()
+        except (OSError, ValueError, TypeError):
+            return RefreshRecord()  # bookkeeping only: a damaged file is rebuilt on next write
+
+    def _save_record(self, name: str, record: RefreshRecord) -> None:
+        atomic_write(self._status_path(name), json.dumps(asdict(record)))
+
+    @contextmanager
+    def _refresh_lock(self, name: str) -> Iterator[None]:
+        """Kernel lock (flock on POSIX): released by the kernel if the holder dies."""
+        from filelock import FileLock, Timeout
+
+        lock_dir = private_dir(self.directory / "locks")
+        lock = FileLock(str(lock_dir / f"{name}.lock"), timeout=LOCK_TIMEOUT)
+        try:
+            with lock:
+                yield
+        except Timeout:
+            raise ProviderError(
+                f"another tdgui process has been refreshing {name!r} for {LOCK_TIMEOUT:g} s"
+            ) from None
+
+    # -- login ----------------------------------------------------------------------------
+    def begin_login(self, name: str) -> flow.PendingLogin:
+        account = self.account(name)
+        provider = self.provider(account)
+        self.client_secret(account, provider)  # fail before the browser opens, not after
+        pending = flow.begin_login(
+            account.name, provider, account.client_id, account.callback_url, self.clock.now()
+        )
+        SECRETS.add(pending.state)
+        SECRETS.add(pending.code_verifier)
+        return pending
+
+    def finish_login(self, pending: flow.PendingLogin, redirect_url: str) -> TokenSet:
+        """Check the redirect, exchange the code, store the tokens. Errors change nothing."""
+        account = self.account(pending.account)
+        provider = self.provider(account)
+        code = flow.parse_redirect(pending, redirect_url)
+        SECRETS.add(code)
+        client = self.token_client(account, provider)
+        response = client.exchange_code(code, pending.redirect_uri, pending.code_verifier)
+        tokens = TokenSet.from_response(response, provider, self.clock.now())
+        with self._refresh_lock(account.name):
+            self._write_tokens(account, tokens)
+            self._save_record(
+                account.name,
+                RefreshRecord(last_refresh_at=tokens.received_at, last_refresh_ok=True),
+            )
+        log.info("logged in to %s (%s)", account.name, provider.name)
+        return tokens
+
+    # -- tokens ---------------------------------------------------------------------------
+    def get_token(self, name: str) -> TokenSet:
+        """Tokens with an access token valid for at least the lead time, refreshing if due.
+
+        If a refresh fails for a transient reason while the stored access token is still
+        valid, that token is served: a script keeps working through a provider hiccup.
+        """
+        account = self.account(name)
+        provider = self.provider(account)
+        tokens = self.read_tokens(account)
+        now = self.clock.now()
+        if tokens is None:
+            raise LoginRequired(f"no tokens stored for {name!r}: run `tdgui login {name}`")
+        if not schedule.needs_refresh(tokens, provider, now, self.lead):
+            if tokens.access_valid(now):
+                return tokens
+            raise LoginRequired(f"the refresh token of {name!r} has expired: log in again")
+        try:
+            return self.refresh(name)
+        except ProviderError:
+            if tokens.access_valid(self.clock.now()):
+                log.warning("refresh of %s failed; serving the still-valid access token", name)
+                return tokens
+            raise
+
+    def refresh(self, name: str, *, force: bool = False) -> TokenSet:
+        """Refresh if due (or always with `force`), single-flight across processes.
+
+        Under refresh-token rotation two processes refreshing at once look like token theft
+        (RFC 9700 §4.14.2) and can revoke the grant, so read-check-refresh-write happens under
+        one kernel lock; a process that waited re-reads what the winner stored instead.
+        """
+        account = self.account(name)
+        provider = self.provider(account)
+        seen = self.read_tokens(account)
+        with self._refresh_lock(name):
+            current = self.read_tokens(account)
+            now = self.clock.now()
+            if current is None:
+                raise LoginRequired(f"no tokens stored for {name!r}: run `tdgui login {name}`")
+            someone_refreshed = seen is not None and current.received_at > seen.received_at
+            if force and someone_refreshed:
+                return current
+            if not force and not schedule.needs_refresh(current, provider, now, self.lead):
+                if current.refresh_valid(now) or current.access_valid(now):
+                    return current
+            if not current.refresh_valid(now) or current.refresh_token is None:
+                self._mark_failed(name, "the refresh token has expired", login_required=True)
+                raise LoginRequired(f"the refresh token of {name!r} has expired: log in again")
+            client = self.token_client(account, provider)
+            renew = schedule.renewal_due(current, provider, now)
+            try:
+                response = client.refresh(current.refresh_token, renew=renew)
+            except LoginRequired as exc:
+                self._mark_failed(name, str(exc), login_required=True)
+                raise
+            except TdguiError as exc:
+                self._mark_failed(name, str(exc), login_required=False)
+                raise
+            tokens = TokenSet.from_response(response, provider, self.clock.now(), previous=current)
+            self._write_tokens(account, tokens)
+            self._save_record(
+                name, RefreshRecord(last_refresh_at=tokens.received_at, last_refresh_ok=True)
+            )
+            log.info("refreshed %s", name)
+            return tokens
+
+    def _mark_failed(self, name: str, error: str, *, login_required: bool) -> None:
+        previous = self.refresh_record(name)
+        self._save_record(
+            name,
+            RefreshRecord(
+                last_refresh_at=self.clock.now(),
+                last_refresh_ok=False,
+                last_error=error,
+                login_required=login_required or previous.login_required,
+            ),
+        )
+
+    # -- status ---------------------------------------------------------------------------
+    def status(self, name: str) -> AccountStatus:
+        account = self.account(name)
+        return self._status_of(account)
+
+    def statuses(self) -> list[AccountStatus]:
+        return [self._status_of(a) for a in self.config.accounts()]
+
+    def _status_of(self, account: Account) -> AccountStatus:
+        now = self.clock.now()
+        record = self.refresh_record(account.name)
+        provider = self.provider(account)
+        error = record.last_error if record.last_refresh_ok is False else None
+        try:
+            tokens = self.read_tokens(account)
+        except (StoreUnavailable, StoredDataError) as exc:
+            tokens, error = None, str(exc)
+            state = schedule.AccountState.ERROR
+        else:
+            state = schedule.account_state(
+                tokens,
+                provider,
+                now,
+                self.lead,
+                login_required=record.login_required,
+                last_error=error,
+            )
+        return AccountStatus(
+            name=account.name,
+            provider=account.provider,
+            store=account.store,
+            state=state,
+            access_expires_at=tokens.access_expires_at if tokens else None,
+            refresh_expires_at=tokens.refresh_expires_at if tokens else None,
+            login_at=tokens.login_at if tokens else None,
+            last_refresh_at=record.last_refresh_at,
+            last_refresh_ok=record.last_refresh_ok,
+            last_error=error,
+            now=now,
+        )
+
+    def next_refresh_at(self, name: str) -> float | None:
+        account = self.account(name)
+        tokens = self.read_tokens(account)
+        if tokens is None or self.refresh_record(name).login_required:
+            return None
+        return schedule.next_refresh_at(tokens, self.provider(account), self.lead)
+
+    # -- logout / exports -----------------------------------------------------------------
+    def logout(self, name: str) -> None:
+        account = self.account(name)
+        with self._refresh_lock(name):
+            self.store(account).delete(f"{account.name}/tokens")
+            self._status_path(name).unlink(missing_ok=True)
+
+    def remove_account(self, name: str) -> None:
+        account = self.account(name)
+        self.logout(name)
+        self.secret_store(account).delete(f"{account.name}/secret")
+        self.config.remove_account(name)
+
+    def export(self, name: str, fmt: str, path: Path, *, keep_synced: bool) -> None:
+        account = self.account(name)
+        tokens = self.read_tokens(account)
+        if tokens is None:
+            raise LoginRequired(f"no tokens stored for {name!r}: run `tdgui login {name}`")
+        target = ExportTarget(format=fmt, path=str(path.expanduser().resolve()))
+        export.write_export(tokens, fmt, Path(target.path))
+        if keep_synced:
+            kept = (*tuple(e for e in account.exports if e.path != target.path), target)
+            self.config.update_account(name, exports=kept)
+
+    def _sync_exports(self, account: Account, tokens: TokenSet) -> None:
+        for target in account.exports:
+            try:
+                export.write_export(tokens, target.format, Path(target.path))
+            except TdguiError as exc:
+                log.warning("could not update the token file %s: %s", target.path, exc)
