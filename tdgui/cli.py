@@ -1,0 +1,366 @@
+"""The `tdgui` command line: accounts, login, status, token, refresh, export, sandbox. Never imports Qt."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
+
+from tdgui import __version__
+from tdgui.core.errors import TdguiError, UsageError
+
+if TYPE_CHECKING:
+    from tdgui.core.service import AccountStatus, TokenService
+
+EXIT_CODES = """exit codes:
+  0  ok
+  1  anything else (e.g. a login that did not complete)
+  2  usage error (unknown account, bad URL, wrong option)
+  3  login required (no usable refresh token: run `tdgui login NAME`)
+  4  provider unreachable or failing
+  5  token store unavailable or locked
+"""
+
+log = logging.getLogger("tdgui.cli")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports errors as one line and exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        sys.stderr.write(f"tdgui: error: {message} (see `{self.prog} --help`)\n")
+        raise SystemExit(2)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    formatter = argparse.RawDescriptionHelpFormatter
+    parser = _Parser(
+        prog="tdgui",
+        description="Get and keep OAuth tokens for the Schwab Trader API and TD Ameritrade API.\n"
+        "With no command, starts the desktop app.",
+        epilog=EXIT_CODES,
+        formatter_class=formatter,
+    )
+    parser.add_argument("--version", action="version", version=f"tdgui {__version__}")
+    parser.add_argument("--debug", action="store_true", help="DEBUG logging and tracebacks on errors")
+    parser.add_argument("--self-test", action="store_true", help="run the desktop app's self-test")
+    parser.add_argument("--screenshot", metavar="DIR", type=Path, help="with --self-test: save PNGs")
+    parser.add_argument("--minimized", action="store_true", help="start the app in the tray")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    def command(name: str, help: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=help, description=help, epilog=EXIT_CODES, formatter_class=formatter)
+
+    command("gui", "launch the desktop app (the default)")
+
+    accounts = command("accounts", "add, list or remove accounts")
+    acc_sub = accounts.add_subparsers(dest="accounts_command", metavar="ACTION", parser_class=_Parser)
+    acc_sub.required = True
+    add = acc_sub.add_parser("add", help="add an account", epilog=EXIT_CODES, formatter_class=formatter)
+    add.add_argument("name")
+    add.add_argument("--provider", required=True, choices=("schwab", "tdameritrade", "sandbox", "custom"))
+    add.add_argument("--client-id", help="app key (consumer key); sandbox: built in")
+    add.add_argument("--callback-url", help="exactly as registered, e.g. https://127.0.0.1:8182/")
+    add.add_argument("--client-secret-stdin", action="store_true", help="read the app secret from stdin")
+    add.add_argument("--store", choices=("keyring", "file", "memory", "sql"), default="keyring")
+    add.add_argument("--flavor", choices=("schwab", "tdameritrade"), help="sandbox: which broker to emulate")
+    add.add_argument("--sandbox-url", help="sandbox: its base URL (default: TD_SANDBOX_URL or built in)")
+    add.add_argument("--authorize-url", help="custom: authorization endpoint")
+    add.add_argument("--token-url", help="custom: token endpoint")
+    add.add_argument(
+        "--auth-method", choices=("client_secret_basic", "client_secret_post", "none"), help="custom"
+    )
+    add.add_argument("--scope", action="append", default=[], help="custom: a scope (repeatable)")
+    add.add_argument("--pkce", action=argparse.BooleanOptionalAction, default=True, help="custom: PKCE S256")
+    lst = acc_sub.add_parser("list", help="list accounts", epilog=EXIT_CODES, formatter_class=formatter)
+    lst.add_argument("--json", action="store_true")
+    rm = acc_sub.add_parser(
+        "remove",
+        help="remove an account, its tokens and its secret",
+        epilog=EXIT_CODES,
+        formatter_class=formatter,
+    )
+    rm.add_argument("name")
+
+    login = command("login", "log in (browser) and store the tokens")
+    login.add_argument("name")
+    mode = login.add_mutually_exclusive_group(required=True)
+    mode.add_argument(
+        "--manual", action="store_true", help="print the URL, read the redirected URL from stdin"
+    )
+    mode.add_argument("--browser", action="store_true", help="system browser + one-shot loopback listener")
+    login.add_argument("--timeout", type=float, default=300.0, help="--browser: seconds to wait (300)")
+
+    status = command("status", "token state and expiry per account")
+    status.add_argument("name", nargs="?")
+    status.add_argument("--json", action="store_true")
+
+    token = command("token", "print a valid access token (refreshing first if needed)")
+    token.add_argument("name")
+
+    refresh = command("refresh", "refresh the access token now if due (or always with --force)")
+    refresh.add_argument("name")
+    refresh.add_argument("--force", action="store_true")
+
+    exp = command("export", "write a token file for schwab-py, tda-api or plain JSON")
+    exp.add_argument("name")
+    exp.add_argument("--format", required=True, choices=("schwab-py", "tda-api", "json"))
+    exp.add_argument("--output", required=True, type=Path)
+    exp.add_argument("--keep-synced", action="store_true", help="rewrite the file after every refresh")
+
+    logout = command("logout", "delete the stored tokens of an account")
+    logout.add_argument("name")
+
+    sandbox = command("sandbox", "run the local HTTPS broker emulator")
+    sandbox.add_argument("--port", type=int, help="default: the port sandbox accounts point at")
+    sandbox.add_argument("--flavor", choices=("schwab", "tdameritrade"), help="default: both")
+    sandbox.add_argument("--access-ttl", type=int, default=1800, metavar="S")
+    sandbox.add_argument("--refresh-ttl", type=int, metavar="S")
+    sandbox.add_argument("--rotate", action="store_true", help="rotate refresh tokens, revoke on reuse")
+    return parser
+
+
+def _service() -> TokenService:
+    from tdgui.core.service import TokenService
+
+    return TokenService()
+
+
+def _when(at: float | None, now: float) -> str:
+    if at is None:
+        return "-"
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(at))
+    left = int(at - now)
+    if left <= 0:
+        return f"{stamp} (expired)"
+    days, rest = divmod(left, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, seconds = divmod(rest, 60)
+    span = f"{days}d {hours}h" if days else f"{hours}h {minutes}m" if hours else f"{minutes}m {seconds}s"
+    return f"{stamp} (in {span})"
+
+
+def _print_status(status: AccountStatus) -> None:
+    now = time.time()
+    print(f"{status.name}: {status.state.value}")
+    print(f"  provider        {status.provider}   store {status.store}")
+    print(f"  access token    {_when(status.access_expires_at, now)}")
+    print(f"  refresh token   {_when(status.refresh_expires_at, now)}")
+    last = "-"
+    if status.last_refresh_at:
+        last = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(status.last_refresh_at))
+        last += " ok" if status.last_refresh_ok else " failed"
+    print(f"  last refresh    {last}")
+    if status.last_error:
+        print(f"  last error      {status.last_error}")
+
+
+def cmd_accounts(args: argparse.Namespace) -> int:
+    from tdgui.core.config import Account, Config, sandbox_account
+
+    config = Config()
+    if args.accounts_command == "list":
+        accounts = config.accounts()
+        if args.json:
+            print(json.dumps([a.to_dict() for a in accounts], indent=2))
+        elif not accounts:
+            print("no accounts yet: add one with `tdgui accounts add NAME --provider ...`")
+        for account in accounts if not args.json else []:
+            print(f"{account.name}\t{account.provider}\t{account.client_id}\t{account.store}")
+        return 0
+    if args.accounts_command == "remove":
+        _service().remove_account(args.name)
+        print(f"removed {args.name}", file=sys.stderr)
+        return 0
+    # add
+    secret = None
+    if args.client_secret_stdin:
+        secret = sys.stdin.readline().strip()
+        if not secret:
+            raise UsageError("--client-secret-stdin: nothing was read from standard input")
+    if args.provider == "sandbox":
+        base = sandbox_account(args.name, args.flavor or "schwab", args.sandbox_url)
+        account = Account(
+            **{
+                **base.to_dict(),
+                "client_id": args.client_id or base.client_id,
+                "callback_url": args.callback_url or base.callback_url,
+                "store": args.store,
+                "scopes": (),
+                "exports": (),
+            }
+        )
+    else:
+        if not args.client_id:
+            raise UsageError(f"--client-id is required for provider {args.provider}")
+        if not args.callback_url:
+            raise UsageError("--callback-url is required (exactly as registered with the provider)")
+        account = Account(
+            name=args.name,
+            provider=args.provider,
+            client_id=args.client_id,
+            callback_url=args.callback_url,
+            store=args.store,
+            authorize_url=args.authorize_url,
+            token_url=args.token_url,
+            auth_method=args.auth_method,
+            scopes=tuple(args.scope),
+            pkce=args.pkce,
+        )
+    if args.provider != "custom" and (args.authorize_url or args.token_url or args.auth_method):
+        raise UsageError("--authorize-url, --token-url and --auth-method are for --provider custom")
+    account.validate()
+    service = _service()
+    provider = account.resolve_provider(service.directory)
+    if provider.needs_client_secret and secret is None and account.provider != "sandbox":
+        raise UsageError(f"provider {account.provider} needs the app secret: pass --client-secret-stdin")
+    if secret is not None:
+        # Store the secret first: a store failure must not leave a half-added account behind.
+        service.set_client_secret(account, secret)
+    config.add_account(account)
+    print(f"added {account.name} ({account.provider}); log in with `tdgui login {account.name} --manual`")
+    return 0
+
+
+def cmd_login(args: argparse.Namespace) -> int:
+    service = _service()
+    if args.manual:
+        pending = service.begin_login(args.name)
+        print(pending.url, flush=True)
+        print(
+            "Open the URL above, log in, then paste the full address the browser ends on "
+            "(it will not load; that is expected):",
+            file=sys.stderr,
+            flush=True,
+        )
+        line = sys.stdin.readline()
+        if not line.strip():
+            raise UsageError("no redirect URL was read from standard input")
+        tokens = service.finish_login(pending, line.strip())
+    else:
+        from tdgui.core.loopback import run_browser_login
+
+        def open_browser(url: str) -> None:
+            import webbrowser
+
+            print(f"Opening your browser; if it does not open, visit:\n{url}", file=sys.stderr, flush=True)
+            webbrowser.open(url)
+
+        tokens = run_browser_login(service, args.name, open_browser, timeout=args.timeout)
+    print(
+        f"logged in to {args.name}; access token valid {_when(tokens.access_expires_at, time.time())}",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    service = _service()
+    statuses = [service.status(args.name)] if args.name else service.statuses()
+    if args.json:
+        print(json.dumps([s.to_json() for s in statuses], indent=2))
+        return 0
+    if not statuses:
+        print("no accounts yet: add one with `tdgui accounts add NAME --provider ...`")
+    for status in statuses:
+        _print_status(status)
+    return 0
+
+
+def cmd_token(args: argparse.Namespace) -> int:
+    tokens = _service().get_token(args.name)
+    # Printing the token is this command's whole job (the one place a secret reaches stdout).
+    sys.stdout.write(tokens.access_token + "\n")
+    return 0
+
+
+def cmd_refresh(args: argparse.Namespace) -> int:
+    tokens = _service().refresh(args.name, force=args.force)
+    print(f"{args.name}: access token valid {_when(tokens.access_expires_at, time.time())}", file=sys.stderr)
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    _service().export(args.name, args.format, args.output, keep_synced=args.keep_synced)
+    synced = " (kept in sync after every refresh)" if args.keep_synced else ""
+    print(f"wrote {args.output}{synced}", file=sys.stderr)
+    return 0
+
+
+def cmd_logout(args: argparse.Namespace) -> int:
+    _service().logout(args.name)
+    print(f"logged out of {args.name}: tokens deleted", file=sys.stderr)
+    return 0
+
+
+def cmd_sandbox(args: argparse.Namespace) -> int:
+    from tdgui.core import paths, providers
+    from tdgui.sandbox import serve_forever
+    from tdgui.sandbox.certs import sandbox_state_dir
+
+    serve_forever(
+        sandbox_state_dir(paths.config_dir()),
+        port=args.port if args.port is not None else providers.SANDBOX_DEFAULT_PORT,
+        flavor=args.flavor,
+        access_ttl=args.access_ttl,
+        refresh_ttl=args.refresh_ttl,
+        rotate=args.rotate,
+    )
+    return 0
+
+
+def cmd_gui(args: argparse.Namespace) -> int:
+    if args.self_test:
+        from tdgui.qt.selftest import run_self_test
+
+        return run_self_test(args.screenshot)
+    from tdgui.qt.app import run_gui
+
+    return run_gui(minimized=args.minimized)
+
+
+COMMANDS: dict[str, Any] = {
+    "accounts": cmd_accounts,
+    "login": cmd_login,
+    "status": cmd_status,
+    "token": cmd_token,
+    "refresh": cmd_refresh,
+    "export": cmd_export,
+    "logout": cmd_logout,
+    "sandbox": cmd_sandbox,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from tdgui.core.logs import setup_logging
+
+    setup_logging("DEBUG" if args.debug else None, to_stderr=args.debug)
+    handler = COMMANDS.get(args.command or "gui", cmd_gui)
+    try:
+        return int(handler(args))
+    except TdguiError as exc:
+        if args.debug:
+            log.exception("command failed")
+        print(f"tdgui: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("tdgui: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        # The traceback goes through the logging filter that masks secrets (to stderr with
+        # --debug, to the log file always), never raw to the terminal.
+        log.exception("unexpected error")
+        from tdgui.core.logs import SECRETS
+
+        print(
+            f"tdgui: unexpected error: {SECRETS.mask(str(exc))} (details in the log; rerun with --debug)",
+            file=sys.stderr,
+        )
+        return 1

@@ -1,0 +1,124 @@
+"""System-browser login (RFC 8252 §7.3): a one-shot listener on the loopback callback port."""
+
+from __future__ import annotations
+
+import errno
+import http.server
+import ssl
+import threading
+import time
+from collections.abc import Callable
+from urllib.parse import urlsplit
+
+from tdgui.core.errors import LoginFailed, UsageError
+from tdgui.core.service import TokenService
+from tdgui.core.tokens import TokenSet
+
+DEFAULT_TIMEOUT = 300.0
+
+_DONE_PAGE = b"""<!doctype html><html><head><meta charset="utf-8"><title>tdgui</title></head>
+<body style="font-family:sans-serif;margin:3em"><h1>tdgui received the login</h1>
+<p>You can close this browser tab and return to tdgui.</p></body></html>"""
+
+
+class _OneShotHandler(http.server.BaseHTTPRequestHandler):
+    server: _OneShotServer
+
+    def do_GET(self) -> None:
+        scheme = "https" if self.server.tls else "http"
+        host, port = self.server.server_address[:2]
+        self.server.received = f"{scheme}://{host}:{port}{self.path}"
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Cache-Control", "no-store")
+        self.send_header("Content-Length", str(len(_DONE_PAGE)))
+        self.end_headers()
+        self.wfile.write(_DONE_PAGE)
+
+    def log_message(self, format: str, *args: object) -> None:
+        """The request line holds the code: never log it."""
+
+
+class _OneShotServer(http.server.HTTPServer):
+    received: str | None = None
+    tls = False
+
+
+class LoopbackListener:
+    """Binds 127.0.0.1 only, answers exactly one request, then closes."""
+
+    def __init__(self, callback_url: str, *, cert_file: str | None = None, key_file: str | None = None):
+        parts = urlsplit(callback_url)
+        if parts.hostname not in ("127.0.0.1", "localhost"):
+            raise UsageError(f"the browser login needs a callback URL on 127.0.0.1, not {parts.hostname!r}")
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        try:
+            self.server = _OneShotServer(("127.0.0.1", port), _OneShotHandler)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise UsageError(
+                    f"port {port} of the callback URL is in use by another program; "
+                    "close it or use `tdgui login NAME --manual`"
+                ) from None
+            if exc.errno == errno.EACCES:
+                raise UsageError(
+                    f"port {port} needs administrator rights; use a callback URL with a port "
+                    "above 1024, e.g. https://127.0.0.1:8182/"
+                ) from None
+            raise
+        if parts.scheme == "https":
+            if not (cert_file and key_file):
+                raise UsageError("an https callback needs a certificate for 127.0.0.1")
+            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            context.load_cert_chain(cert_file, key_file)
+            self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
+            self.server.tls = True
+        self.port = port
+
+    def wait(self, timeout: float, cancel: threading.Event | None = None) -> str:
+        """The URL of the one request received; LoginFailed after `timeout` s or on `cancel`."""
+        deadline = time.monotonic() + timeout
+        try:
+            while self.server.received is None:
+                if cancel is not None and cancel.is_set():
+                    raise LoginFailed("the browser login was cancelled")
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise LoginFailed(
+                        f"no redirect reached 127.0.0.1:{self.port} within {timeout:g} s; "
+                        "the login was abandoned"
+                    )
+                self.server.timeout = min(remaining, 1.0)
+                try:
+                    self.server.handle_request()
+                except (TimeoutError, ssl.SSLError, OSError):
+                    continue  # a browser's aborted TLS handshake is not the redirect
+            return self.server.received
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        self.server.server_close()
+
+
+def run_browser_login(
+    service: TokenService,
+    name: str,
+    open_browser: Callable[[str], object],
+    timeout: float = DEFAULT_TIMEOUT,
+    cancel: threading.Event | None = None,
+) -> TokenSet:
+    """Open the authorization URL in the system browser and finish the login from the redirect."""
+    from tdgui.sandbox.certs import ensure_sandbox_certs, sandbox_state_dir
+
+    pending = service.begin_login(name)
+    cert_file = key_file = None
+    if urlsplit(pending.redirect_uri).scheme == "https":
+        # Browsers will warn about this local certificate once (same trade-off as schwab-py);
+        # Schwab insists on an https callback, so there is no plain-http option.
+        certs = ensure_sandbox_certs(sandbox_state_dir(service.directory))
+        cert_file, key_file = str(certs.cert_file), str(certs.key_file)
+    listener = LoopbackListener(pending.redirect_uri, cert_file=cert_file, key_file=key_file)
+    open_browser(pending.url)
+    redirect = listener.wait(timeout, cancel)
+    return service.finish_login(pending, redirect)
