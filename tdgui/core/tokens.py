@@ -58,7 +58,7 @@ class TokenSet:
         if not isinstance(body, dict):
             raise StoredDataError("stored tokens are not a JSON object")
         version = body.get("version")
-        if version != FORMAT_VERSION:
+        if type(version) is not int or version != FORMAT_VERSION:
             raise StoredDataError(f"stored tokens have unknown format version {version!r}")
         try:
             tokens = cls(

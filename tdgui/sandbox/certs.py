@@ -85,9 +85,7 @@ def _same_public_key(cert: x509.Certificate, key: ec.EllipticCurvePrivateKey) ->
     return bool(cert.public_key().public_bytes(*fmt) == key.public_key().public_bytes(*fmt))
 
 
-def _read_pair(
-    cert_path: Path, key_path: Path
-) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey] | None:
+def _read_pair(cert_path: Path, key_path: Path) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey] | None:
     try:
         cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
         key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
@@ -162,9 +160,7 @@ def _make_ca(now: _dt.datetime) -> tuple[x509.Certificate, ec.EllipticCurvePriva
             critical=True,
         )
         .add_extension(ski, critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski), critical=False
-        )
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski), critical=False)
         .sign(key, hashes.SHA256())
     )
     return cert, key
@@ -204,9 +200,7 @@ def _make_leaf(
             critical=False,
         )
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ca_ski), critical=False
-        )
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ca_ski), critical=False)
         .sign(ca_key, hashes.SHA256())
     )
     return cert, key

@@ -37,8 +37,7 @@ def _page(title: str, body: str) -> bytes:
 
 def _hidden(fields: list[tuple[str, str]]) -> str:
     return "".join(
-        f"<input type='hidden' name='{escape(name)}' value='{escape(value)}'>"
-        for name, value in fields
+        f"<input type='hidden' name='{escape(name)}' value='{escape(value)}'>" for name, value in fields
     )
 
 
@@ -91,9 +90,7 @@ def error_page(message: str) -> bytes:
 
 def index_page(links: list[tuple[str, str]]) -> bytes:
     """GET / : what this server is and where to start a login."""
-    items = "".join(
-        f"<li><a href='{escape(href)}'>{escape(text)}</a></li>" for text, href in links
-    )
+    items = "".join(f"<li><a href='{escape(href)}'>{escape(text)}</a></li>" for text, href in links)
     body = (
         "<h1>tdgui <small>broker sandbox</small></h1>"
         "<p>A local HTTPS emulator of the Charles Schwab and TD Ameritrade OAuth servers.</p>"

@@ -40,8 +40,8 @@ from tdgui.core.providers import (
     TDA_CLIENT_ID_SUFFIX,
     TDA_REFRESH_LIFETIME,
     Provider,
-    schwab,
     sandbox,
+    schwab,
     tdameritrade,
 )
 from tdgui.sandbox import pages
@@ -275,9 +275,7 @@ class _State:
                 )
         else:
             if not client_id.endswith(TDA_CLIENT_ID_SUFFIX):
-                raise _PageError(
-                    f"The client_id must end with {TDA_CLIENT_ID_SUFFIX} (got {client_id!r})."
-                )
+                raise _PageError(f"The client_id must end with {TDA_CLIENT_ID_SUFFIX} (got {client_id!r}).")
             if client_id != TDA_FULL_CLIENT_ID:
                 raise _PageError(
                     f"Unknown client_id {client_id!r}: the sandbox's TD Ameritrade consumer key "
@@ -318,9 +316,7 @@ class _State:
         with self.lock:
             txn = self.txns.pop(txn_id, None)
             if txn is None or txn.expires_at <= self.now():
-                raise _PageError(
-                    "This login has expired or was already answered; start again from the app."
-                )
+                raise _PageError("This login has expired or was already answered; start again from the app.")
             request = txn.request
             if action == "deny":
                 pairs = [
@@ -367,9 +363,7 @@ class _State:
                 return self._exchange_code(flavor, client_id, form)
             if grant_type == "refresh_token":
                 return self._refresh(flavor, client_id, form)
-        raise _OAuthError(
-            400, "unsupported_grant_type", f"grant_type {grant_type!r} is not supported"
-        )
+        raise _OAuthError(400, "unsupported_grant_type", f"grant_type {grant_type!r} is not supported")
 
     def _exchange_code(self, flavor: str, client_id: str, form: dict[str, str]) -> dict[str, Any]:
         code = form.get("code", "")
@@ -392,9 +386,7 @@ class _State:
         if now >= record.expires_at:
             raise _OAuthError(400, "invalid_grant", "authorization code has expired")
         if redirect_uri != request.redirect_uri:
-            raise _OAuthError(
-                400, "invalid_grant", "redirect_uri differs from the authorization request's"
-            )
+            raise _OAuthError(400, "invalid_grant", "redirect_uri differs from the authorization request's")
         if request.code_challenge is None:
             if verifier is not None:
                 # RFC 9700 §2.1.1: a verifier without a challenge is a PKCE downgrade.
@@ -405,9 +397,7 @@ class _State:
             if not verifier:
                 raise _OAuthError(400, "invalid_grant", "code_verifier is missing (PKCE)")
             expected = _s256(verifier) if request.code_challenge_method == "S256" else verifier
-            if not _PKCE_RE.match(verifier) or not hmac.compare_digest(
-                expected, request.code_challenge
-            ):
+            if not _PKCE_RE.match(verifier) or not hmac.compare_digest(expected, request.code_challenge):
                 raise _OAuthError(400, "invalid_grant", "code_verifier does not match (PKCE)")
         if flavor == "schwab":
             # Schwab quirk: a new login invalidates the tokens of the app's earlier logins.
@@ -444,9 +434,7 @@ class _State:
             grant.revoked = True
             self.stats.counts["revoked_grants"] += 1
             LOG.warning("refresh token reuse detected: grant revoked")
-            raise _OAuthError(
-                400, "invalid_grant", "refresh token was already used; the grant is revoked"
-            )
+            raise _OAuthError(400, "invalid_grant", "refresh token was already used; the grant is revoked")
         if grant.superseded:
             raise _OAuthError(
                 400,
@@ -501,9 +489,7 @@ class _State:
         }
         if refresh_token is not None:
             body["refresh_token"] = refresh_token
-            body["refresh_token_expires_in"] = max(
-                0, round(self.refresh[refresh_token].expires_at - now)
-            )
+            body["refresh_token_expires_in"] = max(0, round(self.refresh[refresh_token].expires_at - now))
         return body
 
     def _id_token(self, grant: _Grant, now: float) -> str:
@@ -609,9 +595,7 @@ class _HTTPServer(ThreadingHTTPServer):
     block_on_close = False
     allow_reuse_address = sys.platform != "win32"
 
-    def __init__(
-        self, address: tuple[str, int], sandbox: SandboxServer, context: ssl.SSLContext
-    ) -> None:
+    def __init__(self, address: tuple[str, int], sandbox: SandboxServer, context: ssl.SSLContext) -> None:
         self.sandbox = sandbox
         self.ssl_context = context
         self.connections: set[socket.socket] = set()
@@ -636,7 +620,7 @@ class _HTTPServer(ThreadingHTTPServer):
         with self.connections_lock:
             self.connections.add(tls)
         try:
-            self.RequestHandlerClass(tls, client_address, self)
+            _Handler(tls, client_address, self)
         finally:
             with self.connections_lock:
                 self.connections.discard(tls)
@@ -669,7 +653,7 @@ class _Handler(BaseHTTPRequestHandler):
     def sandbox(self) -> SandboxServer:
         return cast(_HTTPServer, self.server).sandbox
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args: Any) -> None:
         """The stdlib logs the request line (with its query): never do that."""
 
     def do_GET(self) -> None:
@@ -942,9 +926,7 @@ class SandboxServer:
         path = parts.path
         safe_path = path if len(path) <= 200 else path[:200] + "..."
         token_flavor = {SCHWAB_TOKEN_PATH: "schwab", TDA_TOKEN_PATH: "tdameritrade"}.get(path)
-        auth_flavor = {SCHWAB_AUTHORIZE_PATH: "schwab", TDA_AUTHORIZE_PATH: "tdameritrade"}.get(
-            path
-        )
+        auth_flavor = {SCHWAB_AUTHORIZE_PATH: "schwab", TDA_AUTHORIZE_PATH: "tdameritrade"}.get(path)
         flavor = token_flavor or auth_flavor
         if flavor is not None and not self._flavor_served(flavor):
             self._record(method, safe_path, None)
@@ -1044,8 +1026,10 @@ class SandboxServer:
         content_type = (handler.headers.get("Content-Type") or "").split(";")[0].strip().lower()
         raw = parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
         grant_values = raw.get("grant_type") or [""]
-        grant_type = grant_values[0] if grant_values[0] in _KNOWN_GRANT_TYPES else (
-            "other" if grant_values[0] else None
+        grant_type = (
+            grant_values[0]
+            if grant_values[0] in _KNOWN_GRANT_TYPES
+            else ("other" if grant_values[0] else None)
         )
         self._record("POST", safe_path, grant_type)
         state.count("token_requests")
@@ -1071,9 +1055,7 @@ class SandboxServer:
             headers: dict[str, str] = {}
             if exc.status == 401 and flavor == "schwab":
                 headers["WWW-Authenticate"] = 'Basic realm="sandbox"'
-            handler.send_json(
-                exc.status, {"error": exc.error, "error_description": exc.description}, headers
-            )
+            handler.send_json(exc.status, {"error": exc.error, "error_description": exc.description}, headers)
             return
         handler.send_json(200, answer)
 
@@ -1104,9 +1086,7 @@ class SandboxServer:
             )
         else:
             status = 401 if kind == "invalid_client" else 400
-            handler.send_json(
-                status, {"error": kind, "error_description": f"{kind} (sandbox fault)"}
-            )
+            handler.send_json(status, {"error": kind, "error_description": f"{kind} (sandbox fault)"})
 
     def _api_endpoint(self, handler: _Handler, path: str) -> None:
         self._state.count("api_requests")
@@ -1122,9 +1102,7 @@ class SandboxServer:
             )
             return
         if path == USERINFO_PATH:
-            handler.send_json(
-                200, {"sub": grant.user, "flavor": grant.flavor, "client_id": grant.client_id}
-            )
+            handler.send_json(200, {"sub": grant.user, "flavor": grant.flavor, "client_id": grant.client_id})
         else:
             digest = hashlib.sha256(grant.user.encode()).hexdigest().upper()
             handler.send_json(200, [{"accountNumber": "12345678", "hashValue": digest[:32]}])

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from tdgui.core import fsutil, paths
 from tdgui.core.errors import StoreUnavailable, StoredDataError
-from tdgui.core.stores._values import encode_value
+from tdgui.core.stores._common import encode_value, refuse_shared_dir
 from tdgui.core.stores.base import TokenStore, check_key
 
 # A temp file of atomic_write older than this is debris of a writer that was killed between
@@ -61,6 +61,7 @@ class FileStore(TokenStore):
     def write(self, key: str, value: str) -> None:
         path = self.path_for(key)
         raw = encode_value(value)
+        refuse_shared_dir(self.directory)
         try:
             # atomic_write forces 0700 on the directory and creates the file 0600 by mkstemp
             # + rename, so a pre-existing 0644 file or 0755 directory is fixed on every write,
@@ -87,6 +88,7 @@ class FileStore(TokenStore):
 
     def check_available(self) -> None:
         """The directory can be created (0700) and written to."""
+        refuse_shared_dir(self.directory)
         try:
             fsutil.private_dir(self.directory)
             if not os.access(self.directory, os.W_OK | os.X_OK):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 
-from tdgui.core.stores._values import encode_value
+from tdgui.core.stores._common import encode_value
 from tdgui.core.stores.base import TokenStore, check_key
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from tdgui.core import fsutil, paths
 from tdgui.core.errors import StoreUnavailable
-from tdgui.core.stores._values import encode_value
+from tdgui.core.stores._common import encode_value, refuse_shared_dir
 from tdgui.core.stores.base import TokenStore, check_key
 
 #: How long a connection waits for another process's write lock before giving up.
@@ -121,6 +121,7 @@ class SQLStore(TokenStore):
         SQLite creates new files with 0644 & ~umask (SQLITE_DEFAULT_FILE_PERMISSIONS), and
         gives -wal/-shm the mode of the database file, so the main file must be 0600 first.
         """
+        refuse_shared_dir(self.path.parent)
         fsutil.private_dir(self.path.parent)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, fsutil.FILE_MODE)
         try:
