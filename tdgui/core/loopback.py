@@ -26,8 +26,8 @@ class _OneShotHandler(http.server.BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         scheme = "https" if self.server.tls else "http"
-        host, port = self.server.server_address[:2]
-        self.server.received = f"{scheme}://{host}:{port}{self.path}"
+        # Rebuild the URL as the browser addressed it (the callback's host, e.g. localhost).
+        self.server.received = f"{scheme}://{self.server.callback_host}:{self.server.server_port}{self.path}"
         self.send_response(200)
         self.send_header("Content-Type", "text/html; charset=utf-8")
         self.send_header("Cache-Control", "no-store")
@@ -42,6 +42,7 @@ class _OneShotHandler(http.server.BaseHTTPRequestHandler):
 class _OneShotServer(http.server.HTTPServer):
     received: str | None = None
     tls = False
+    callback_host = "127.0.0.1"
 
 
 class LoopbackListener:
@@ -66,6 +67,7 @@ class LoopbackListener:
                     "above 1024, e.g. https://127.0.0.1:8182/"
                 ) from None
             raise
+        self.server.callback_host = parts.hostname
         if parts.scheme == "https":
             if not (cert_file and key_file):
                 raise UsageError("an https callback needs a certificate for 127.0.0.1")
