@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tdgui.core import export, flow, providers, schedule
 from tdgui.core.clock import SYSTEM_CLOCK, Clock
@@ -23,10 +23,12 @@ from tdgui.core.errors import (
 )
 from tdgui.core.fsutil import atomic_write, private_dir
 from tdgui.core.logs import SECRETS
-from tdgui.core.oauth import TokenClient
 from tdgui.core.providers import Provider
 from tdgui.core.stores.base import TokenStore
 from tdgui.core.tokens import TokenSet
+
+if TYPE_CHECKING:
+    from tdgui.core.oauth import TokenClient
 
 log = logging.getLogger("tdgui.service")
 
@@ -142,6 +144,10 @@ class TokenService:
         self.secret_store(account).write(f"{account.name}/secret", secret)
 
     def token_client(self, account: Account, provider: Provider) -> TokenClient:
+        # Imported here: requests + authlib cost ~0.2 s, and `tdgui token` with a valid
+        # stored token needs neither.
+        from tdgui.core.oauth import TokenClient
+
         return TokenClient(
             provider,
             account.client_id,
