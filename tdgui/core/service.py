@@ -123,10 +123,7 @@ class TokenService:
     def client_secret(self, account: Account, provider: Provider) -> str | None:
         if not provider.needs_client_secret:
             return None
-        if (
-            account.provider == "sandbox"
-            and account.client_id == providers.SANDBOX_SCHWAB_CLIENT_ID
-        ):
+        if account.provider == "sandbox" and account.client_id == providers.SANDBOX_SCHWAB_CLIENT_ID:
             return providers.SANDBOX_SCHWAB_CLIENT_SECRET
         secret = self.secret_store(account).read(f"{account.name}/secret")
         if not secret:
@@ -248,7 +245,7 @@ class TokenService:
                 return tokens
             raise LoginRequired(f"the refresh token of {name!r} has expired: log in again")
         try:
-            return self.refresh(name)
+            return self._refresh(account, provider, tokens, force=False)
         except ProviderError:
             if tokens.access_valid(self.clock.now()):
                 log.warning("refresh of %s failed; serving the still-valid access token", name)
@@ -263,8 +260,13 @@ class TokenService:
         one kernel lock; a process that waited re-reads what the winner stored instead.
         """
         account = self.account(name)
-        provider = self.provider(account)
-        seen = self.read_tokens(account)
+        return self._refresh(account, self.provider(account), self.read_tokens(account), force=force)
+
+    def _refresh(
+        self, account: Account, provider: Provider, seen: TokenSet | None, *, force: bool
+    ) -> TokenSet:
+        """`seen` is what the caller read before taking the lock."""
+        name = account.name
         with self._refresh_lock(name):
             current = self.read_tokens(account)
             now = self.clock.now()
@@ -291,9 +293,7 @@ class TokenService:
                 raise
             tokens = TokenSet.from_response(response, provider, self.clock.now(), previous=current)
             self._write_tokens(account, tokens)
-            self._save_record(
-                name, RefreshRecord(last_refresh_at=tokens.received_at, last_refresh_ok=True)
-            )
+            self._save_record(name, RefreshRecord(last_refresh_at=tokens.received_at, last_refresh_ok=True))
             log.info("refreshed %s", name)
             return tokens
 
