@@ -99,8 +99,20 @@ def _read_pair(cert_path: Path, key_path: Path) -> tuple[x509.Certificate, ec.El
     return cert, key
 
 
+def _not_before(cert: x509.Certificate) -> _dt.datetime:
+    if hasattr(cert, "not_valid_before_utc"):  # cryptography >= 42
+        return cert.not_valid_before_utc
+    return cert.not_valid_before.replace(tzinfo=_dt.timezone.utc)
+
+
+def _not_after(cert: x509.Certificate) -> _dt.datetime:
+    if hasattr(cert, "not_valid_after_utc"):  # cryptography >= 42
+        return cert.not_valid_after_utc
+    return cert.not_valid_after.replace(tzinfo=_dt.timezone.utc)
+
+
 def _fresh(cert: x509.Certificate, now: _dt.datetime) -> bool:
-    return cert.not_valid_before_utc <= now and cert.not_valid_after_utc - RENEW_BEFORE > now
+    return _not_before(cert) <= now and _not_after(cert) - RENEW_BEFORE > now
 
 
 def _load_ca(
@@ -178,7 +190,7 @@ def _make_leaf(
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - _dt.timedelta(minutes=5))
-        .not_valid_after(min(now + LEAF_LIFETIME, ca_cert.not_valid_after_utc))
+        .not_valid_after(min(now + LEAF_LIFETIME, _not_after(ca_cert)))
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(
             x509.KeyUsage(

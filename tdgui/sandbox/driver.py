@@ -80,7 +80,7 @@ def _expect_page(response: requests.Response, what: str) -> _PageParser:
 
 def login_with_requests(
     authorize_url: str,
-    ca_file: Path,
+    ca_file: Path | str,
     *,
     username: str = DEMO_USER,
     password: str = DEMO_PASSWORD,
