@@ -146,7 +146,7 @@ def test_desktop_file_is_valid_and_complete():
     assert entry["Icon"] == "tdgui"
     assert entry["Terminal"] == "false"
     assert entry["StartupWMClass"] == "tdgui"
-    assert {"Office", "Finance", "Network"} <= set(entry["Categories"].split(";"))
+    assert {"Office", "Finance"} <= set(entry["Categories"].split(";"))
     assert "Schwab" in entry["Keywords"].split(";")
 
 
