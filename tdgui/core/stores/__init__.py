@@ -1,1 +1,45 @@
 """Token stores behind one contract: keyring (default), file, memory and sql."""
+
+from __future__ import annotations
+
+import threading
+
+from tdgui.core.errors import UsageError
+from tdgui.core.stores.base import TokenStore, check_key
+from tdgui.core.stores.memory import MemoryStore
+
+__all__ = ["STORE_KINDS", "MemoryStore", "TokenStore", "check_key", "open_store"]
+
+#: The `--store` choices, default first.
+STORE_KINDS = ("keyring", "file", "memory", "sql")
+
+_shared_memory: MemoryStore | None = None
+_shared_memory_lock = threading.Lock()
+
+
+def open_store(kind: str) -> TokenStore:
+    """The default store of `kind`; UsageError for an unknown kind.
+
+    "memory" is one MemoryStore per process, so the service and the API of one process see
+    the same records. The keyring module is imported only when asked for: importing keyring
+    (entry points, backends) costs CLI start-up time that the file/sql/memory paths need not pay.
+    """
+    if kind == "keyring":
+        from tdgui.core.stores.keyring_store import KeyringStore
+
+        return KeyringStore()
+    if kind == "file":
+        from tdgui.core.stores.file import FileStore
+
+        return FileStore.default()
+    if kind == "sql":
+        from tdgui.core.stores.sql import SQLStore
+
+        return SQLStore.default()
+    if kind == "memory":
+        global _shared_memory
+        with _shared_memory_lock:
+            if _shared_memory is None:
+                _shared_memory = MemoryStore()
+            return _shared_memory
+    raise UsageError(f"unknown token store {kind!r}: choose one of {', '.join(STORE_KINDS)}")

@@ -44,5 +44,5 @@ class TokenStore(ABC):
     def describe(self) -> str:
         """Where the records live, for status output and the About dialog (no secrets)."""
 
-    def check_available(self) -> None:
+    def check_available(self) -> None:  # noqa: B027 - optional hook: a no-op suits memory
         """Raise StoreUnavailable quickly if this store cannot be used right now."""

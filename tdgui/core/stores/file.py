@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from tdgui.core import fsutil, paths
-from tdgui.core.errors import StoreUnavailable, StoredDataError
+from tdgui.core.errors import StoredDataError, StoreUnavailable
 from tdgui.core.stores._common import encode_value, refuse_shared_dir
 from tdgui.core.stores.base import TokenStore, check_key
 
@@ -82,9 +82,7 @@ class FileStore(TokenStore):
         self._remove_temp_debris(path, older_than=0.0)
 
     def describe(self) -> str:
-        return (
-            f"files in {self.directory} (not encrypted: protected only by file permissions 0600)"
-        )
+        return f"files in {self.directory} (not encrypted: protected only by file permissions 0600)"
 
     def check_available(self) -> None:
         """The directory can be created (0700) and written to."""

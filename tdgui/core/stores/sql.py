@@ -17,10 +17,7 @@ from tdgui.core.stores.base import TokenStore, check_key
 #: How long a connection waits for another process's write lock before giving up.
 BUSY_TIMEOUT_SECONDS = 5.0
 
-_SCHEMA = (
-    "CREATE TABLE IF NOT EXISTS records ("
-    "key TEXT PRIMARY KEY, value TEXT NOT NULL, updated_at REAL)"
-)
+_SCHEMA = "CREATE TABLE IF NOT EXISTS records (key TEXT PRIMARY KEY, value TEXT NOT NULL, updated_at REAL)"
 
 
 class SQLStore(TokenStore):
@@ -69,10 +66,7 @@ class SQLStore(TokenStore):
             conn.execute("DELETE FROM records WHERE key = ?", (key,))
 
     def describe(self) -> str:
-        return (
-            f"SQLite database {self.path} "
-            "(not encrypted: protected only by file permissions 0600)"
-        )
+        return f"SQLite database {self.path} (not encrypted: protected only by file permissions 0600)"
 
     def check_available(self) -> None:
         with self._connect() as conn:
@@ -87,9 +81,7 @@ class SQLStore(TokenStore):
             self._prepare_files()
             # isolation_level=None: no implicit BEGIN from the sqlite3 module; we issue our own,
             # so the transaction boundaries are exactly the ones written here.
-            conn = sqlite3.connect(
-                self.path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None
-            )
+            conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None)
             # WAL: readers never block on the writer and a killed writer's partial
             # transaction is simply not in the log (https://sqlite.org/wal.html).
             # synchronous=FULL: a commit survives a power cut too, which matters when the
