@@ -13,7 +13,19 @@ FILE_MODE = 0o600
 
 def private_dir(path: Path) -> Path:
     """Create `path` (and parents) and force it to 0700 whatever the umask or earlier mode."""
-    path.mkdir(parents=True, exist_ok=True, mode=DIR_MODE)
+    # mkdir(parents=True) creates the missing parents with the umask's mode (0777 under
+    # umask 000), so create each missing level ourselves and force it to 0700.
+    missing = []
+    level = path
+    while not level.exists():
+        missing.append(level)
+        if level.parent == level:
+            break
+        level = level.parent
+    for directory in reversed(missing):
+        directory.mkdir(exist_ok=True, mode=DIR_MODE)
+        if os.name == "posix":
+            os.chmod(directory, DIR_MODE)
     if os.name == "posix":
         os.chmod(path, DIR_MODE)
     return path
