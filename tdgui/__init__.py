@@ -15,7 +15,11 @@ if TYPE_CHECKING:
 def __getattr__(name: str) -> Any:
     # Lazy: `import tdgui` must stay cheap for `tdgui token` (no requests/authlib until needed).
     if name in ("api", "session", "get_token", "Accounts"):
-        from tdgui import api as api_module
+        # importlib, not `from tdgui import api`: that form asks this __getattr__ for "api"
+        # again before importing the submodule (infinite recursion).
+        import importlib
 
-        return getattr(api_module, name)
+        # From then on `tdgui.api` is the submodule, which is callable: `tdgui.api(...)`
+        # builds an `api` either way (see tdgui/api.py).
+        return getattr(importlib.import_module("tdgui.api"), name)
     raise AttributeError(name)

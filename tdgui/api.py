@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 import logging
 import os
+import sys
+import threading
+import types
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +19,7 @@ from tdgui.cache import DiskCache, MemCache, SQLCache, TokenCache
 from tdgui.core import providers
 from tdgui.core.config import Account, Config, sandbox_account, store_tokens_from_env
 from tdgui.core.errors import UsageError
+from tdgui.core.flow import PendingLogin
 from tdgui.core.service import AccountStatus, TokenService
 from tdgui.core.tokens import TokenSet
 
@@ -21,9 +27,33 @@ __all__ = ["Accounts", "DiskCache", "MemCache", "SQLCache", "api", "get_token", 
 
 log = logging.getLogger("tdgui.api")
 
+#: How long a browser login waits for the redirect (RFC 8252 loopback listener).
+LOGIN_TIMEOUT = 300.0
+
 
 def _provider_for_key(consumer_key: str) -> str:
     return "tdameritrade" if consumer_key.endswith(providers.TDA_CLIENT_ID_SUFFIX) else "schwab"
+
+
+def _open_browser_in_background(url: str) -> None:
+    """The system browser, started so that a console browser ($BROWSER=w3m) cannot block the
+    loopback listener: webbrowser waits for such a browser to exit."""
+    import webbrowser
+
+    print(f"Opening your browser; if it does not open, visit:\n{url}", file=sys.stderr, flush=True)
+    threading.Thread(target=webbrowser.open, args=(url,), name="tdgui-open-browser", daemon=True).start()
+
+
+def _browser_login(
+    service: TokenService,
+    name: str,
+    open_browser: Callable[[str], object] | None,
+    timeout: float,
+) -> TokenSet:
+    from tdgui.core.loopback import run_browser_login
+
+    service.store(service.account(name)).check_available()  # before the browser opens
+    return run_browser_login(service, name, open_browser or _open_browser_in_background, timeout=timeout)
 
 
 class api:  # the lowercase name pyTD scripts import
@@ -31,8 +61,11 @@ class api:  # the lowercase name pyTD scripts import
 
     `consumer_key` and `callback_url` default to `TD_CONSUMER_KEY` / `TD_CALLBACK_URL`.
     The account is the configured one with that key and callback (or `account=NAME`); if none
-    exists, one is added to the config (no secret is written anywhere by that).
-    `store_tokens=False` (or `TD_STORE_TOKENS=False`, which wins) keeps tokens in memory only.
+    exists, one is added to the config (no secret is written there). Schwab apps need their
+    secret: pass `client_secret=...` once; it goes to the token store, never to the config.
+    `store_tokens=False` (or `TD_STORE_TOKENS=False`, which wins over the argument) keeps
+    tokens in memory only. `cache` (MemCache, DiskCache, SQLCache) chooses where tokens are
+    kept instead of the account's store (the keyring by default).
     """
 
     def __init__(
@@ -44,19 +77,29 @@ class api:  # the lowercase name pyTD scripts import
         *,
         account: str | None = None,
         provider: str | None = None,
+        client_secret: str | None = None,
     ) -> None:
         self.store_tokens = store_tokens_from_env(store_tokens)
+        if cache is not None and not isinstance(cache, TokenCache):
+            raise UsageError(f"cache must be a MemCache, DiskCache or SQLCache, not {type(cache).__name__}")
         if not self.store_tokens:
             if cache is not None and not isinstance(cache, MemCache):
                 log.warning(
                     "TD_STORE_TOKENS/store_tokens is False: using memory, not %s", type(cache).__name__
                 )
-            cache = MemCache()
+            if not isinstance(cache, MemCache):
+                cache = MemCache()
         self.cache = cache
         config = Config()
-        self.account_name = account or self._find_or_add(config, consumer_key, callback_url, provider)
+        if account is not None:
+            config.account(account)  # unknown: UsageError now
+            self.account_name = account
+        else:
+            self.account_name = self._find_or_add(config, consumer_key, callback_url, provider)
         self.service = TokenService(config, store_override=cache.store if cache else None)
         acc = config.account(self.account_name)
+        if client_secret is not None:
+            self.service.set_client_secret(acc, client_secret)
         self.consumer_key = acc.client_id
         self.callback_url = acc.callback_url
 
@@ -68,16 +111,28 @@ class api:  # the lowercase name pyTD scripts import
             raise UsageError("no consumer key: pass consumer_key=... or set TD_CONSUMER_KEY")
         if not callback:
             raise UsageError("no callback URL: pass callback_url=... or set TD_CALLBACK_URL")
+        if provider is not None and provider not in providers.PROVIDER_NAMES:
+            raise UsageError(f"unknown provider {provider!r}: one of {', '.join(providers.PROVIDER_NAMES)}")
+        if provider == "custom":
+            raise UsageError("a custom provider needs endpoints: add it with tdgui.Accounts().add(...)")
         bare = key.removesuffix(providers.TDA_CLIENT_ID_SUFFIX)
         for existing in config.accounts():
-            if existing.client_id.removesuffix(providers.TDA_CLIENT_ID_SUFFIX) == bare and (
-                existing.callback_url == callback
+            if (
+                existing.client_id.removesuffix(providers.TDA_CLIENT_ID_SUFFIX) == bare
+                and existing.callback_url == callback
+                and (provider is None or existing.provider == provider)
             ):
                 return existing.name
         chosen = provider or _provider_for_key(key)
-        digest = hashlib.sha256(f"{bare}|{callback}".encode()).hexdigest()[:8]
+        flavor = None
+        if chosen == "sandbox":
+            is_tda = key.endswith(providers.TDA_CLIENT_ID_SUFFIX) or bare == providers.SANDBOX_TDA_CLIENT_ID
+            flavor = "tdameritrade" if is_tda else "schwab"
+        digest = hashlib.sha256(f"{chosen}|{bare}|{callback}".encode()).hexdigest()[:8]
         name = f"{chosen}-{digest}"
-        config.add_account(Account(name=name, provider=chosen, client_id=bare, callback_url=callback))
+        config.add_account(
+            Account(name=name, provider=chosen, client_id=bare, callback_url=callback, flavor=flavor)
+        )
         return name
 
     @property
@@ -108,16 +163,17 @@ class api:  # the lowercase name pyTD scripts import
         """A valid access token, refreshed first if due."""
         return self.service.get_token(self.account_name).access_token
 
-    def login(self, timeout: float = 300.0) -> None:
-        """The system-browser login (pyTD's "script application" flow)."""
-        import webbrowser
+    def login(
+        self, timeout: float = LOGIN_TIMEOUT, open_browser: Callable[[str], object] | None = None
+    ) -> TokenSet:
+        """The system-browser login (pyTD's "script application" flow, RFC 8252 loopback).
 
-        from tdgui.core.loopback import run_browser_login
-
-        run_browser_login(self.service, self.account_name, webbrowser.open, timeout=timeout)
+        `open_browser(url)` replaces the system browser (e.g. to print the URL instead).
+        """
+        return _browser_login(self.service, self.account_name, open_browser, timeout)
 
     def session(self) -> requests.Session:
-        return _BearerSession(self.service, self.account_name)
+        return _bearer_session(self.service, self.account_name)
 
 
 class _BearerAuth(requests.auth.AuthBase):
@@ -139,30 +195,49 @@ class _BearerSession(requests.Session):
         self.service = service
         self.account_name = name
         self.auth = _BearerAuth(service, name)
+        #: CA file to verify with unless a request says otherwise (the sandbox's own CA).
+        self.pinned_ca: str | None = None
 
     def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+        if self.pinned_ca and kwargs.get("verify") is None and len(args) < 12:
+            # Passed per request: requests lets REQUESTS_CA_BUNDLE override `Session.verify`.
+            kwargs["verify"] = self.pinned_ca
         response = super().request(method, url, *args, **kwargs)
         if response.status_code == 401:
             response.close()
+            # Force: the token was rejected although it looked valid (revoked, or replaced by a
+            # newer login). If another process refreshed meanwhile, its token is reused.
             self.service.refresh(self.account_name, force=True)
             response = super().request(method, url, *args, **kwargs)
         return response
 
 
+def _bearer_session(service: TokenService, name: str) -> requests.Session:
+    account = service.account(name)  # unknown account: fail now, not on the first request
+    bearer = _BearerSession(service, name)
+    provider = service.provider(account)
+    if account.provider == "sandbox" and provider.ca_file:
+        # The sandbox's own CA: its API is only reachable through it.
+        bearer.verify = bearer.pinned_ca = provider.ca_file
+    return bearer
+
+
 def session(name: str) -> requests.Session:
-    """A `requests.Session` that sends `Authorization: Bearer` for account `name`."""
-    service = TokenService()
-    service.account(name)  # unknown account: fail now, not on the first request
-    return _BearerSession(service, name)
+    """A `requests.Session` that sends `Authorization: Bearer` for account `name`.
+
+    The token is valid when each request is sent (refreshed first if due); a 401 answer
+    triggers one refresh and one retry.
+    """
+    return _bearer_session(TokenService(), name)
 
 
 def get_token(name: str) -> str:
-    """A valid access token for account `name` (refreshed first if due)."""
+    """A valid access token for account `name` (refreshed first if due, single-flight)."""
     return TokenService().get_token(name).access_token
 
 
 class Accounts:
-    """The CLI's operations as Python calls."""
+    """The CLI's operations as Python calls (same errors, same stores, same single-flight)."""
 
     def __init__(self, service: TokenService | None = None) -> None:
         self.service = service or TokenService()
@@ -170,28 +245,66 @@ class Accounts:
     def list(self) -> list[Account]:
         return self.service.config.accounts()
 
+    def get(self, name: str) -> Account:
+        return self.service.account(name)
+
     def add(self, account: Account, client_secret: str | None = None) -> Account:
+        """Add `account` (nothing is written if anything is wrong, as `tdgui accounts add`)."""
         account.validate()
+        if any(existing.name == account.name for existing in self.service.config.accounts()):
+            raise UsageError(f"an account named {account.name!r} already exists")
+        self.service.store(account).check_available()
         if client_secret is not None:
             self.service.set_client_secret(account, client_secret)
-        self.service.config.add_account(account)
+        try:
+            self.service.config.add_account(account)
+        except BaseException:
+            if client_secret is not None:
+                self.service.secret_store(account).delete(f"{account.name}/secret")
+            raise
         return account
 
-    def add_sandbox(self, name: str, flavor: str = "schwab", sandbox_url: str | None = None) -> Account:
-        return self.add(sandbox_account(name, flavor, sandbox_url))
+    def add_sandbox(
+        self,
+        name: str,
+        flavor: str = "schwab",
+        sandbox_url: str | None = None,
+        *,
+        store: str = "keyring",
+        callback_url: str | None = None,
+    ) -> Account:
+        base = sandbox_account(name, flavor, sandbox_url)
+        changes: dict[str, Any] = {"store": store}
+        if callback_url is not None:
+            changes["callback_url"] = callback_url
+        return self.add(Account(**{**base.to_dict(), **changes, "scopes": (), "exports": ()}))
 
     def remove(self, name: str) -> None:
+        """Remove the account with its tokens and client secret."""
         self.service.remove_account(name)
 
-    def login_url(self, name: str) -> Any:
-        """Begin a login: returns the pending login (`.url` to open); pass it to `finish_login`."""
+    def login_url(self, name: str) -> PendingLogin:
+        """Begin a manual login: open `.url`, then pass it and the redirect to `finish_login`."""
+        self.service.store(self.service.account(name)).check_available()
         return self.service.begin_login(name)
 
-    def finish_login(self, pending: Any, redirect_url: str) -> TokenSet:
+    def finish_login(self, pending: PendingLogin, redirect_url: str) -> TokenSet:
         return self.service.finish_login(pending, redirect_url)
+
+    def login(
+        self,
+        name: str,
+        open_browser: Callable[[str], object] | None = None,
+        timeout: float = LOGIN_TIMEOUT,
+    ) -> TokenSet:
+        """The browser login (`tdgui login NAME --browser`)."""
+        return _browser_login(self.service, name, open_browser, timeout)
 
     def status(self, name: str) -> AccountStatus:
         return self.service.status(name)
+
+    def statuses(self) -> builtins.list[AccountStatus]:
+        return self.service.statuses()
 
     def token(self, name: str) -> str:
         return self.service.get_token(name).access_token
@@ -205,3 +318,16 @@ class Accounts:
     def logout(self, name: str) -> None:
         self.service.logout(name)
 
+    def session(self, name: str) -> requests.Session:
+        return _bearer_session(self.service, name)
+
+
+class _CallableModule(types.ModuleType):
+    """`tdgui.api(...)` must build an `api` even where `tdgui.api` is this module: importing
+    the submodule binds that name on the package, hiding the class of the same name."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> api:
+        return api(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from tdgui import __version__
 from tdgui.core.errors import TdguiError, UsageError
 
 if TYPE_CHECKING:
+    from tdgui.core.config import Config
     from tdgui.core.service import AccountStatus, TokenService
 
 EXIT_CODES = """exit codes:
@@ -24,6 +26,27 @@ EXIT_CODES = """exit codes:
   3  login required (no usable refresh token: run `tdgui login NAME`)
   4  provider unreachable or failing
   5  token store unavailable or locked
+"""
+
+STATUS_JSON = """--json prints a JSON list with one object per account; these fields are stable:
+  name, provider, store   strings
+  state                   "valid", "refreshing soon", "login soon", "login required" or "error"
+  access_expires_at       epoch seconds or null; refresh_expires_at, login_at and
+                          last_refresh_at likewise
+  access_expires_in       seconds left (negative once expired) or null; refresh_expires_in too
+  last_refresh_ok         true, false or null (never refreshed)
+  last_error              string or null
+"""
+
+ACCOUNTS_JSON = """--json prints a JSON list with one object per account; these fields are stable:
+  name, provider, client_id, callback_url, store   strings
+  flavor, sandbox_url                              sandbox only, else null
+  authorize_url, token_url, auth_method            custom only, else null
+  scopes                                           list of strings
+  pkce                                             true or false
+  exports                                          list of {"format": ..., "path": ...}
+                                                   (token files kept in sync)
+No secret is ever part of it.
 """
 
 log = logging.getLogger("tdgui.cli")
@@ -53,8 +76,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--minimized", action="store_true", help="start the app in the tray")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
-    def command(name: str, help: str) -> argparse.ArgumentParser:
-        return sub.add_parser(name, help=help, description=help, epilog=EXIT_CODES, formatter_class=formatter)
+    def command(name: str, help: str, epilog: str = "") -> argparse.ArgumentParser:
+        return sub.add_parser(
+            name, help=help, description=help, epilog=epilog + EXIT_CODES, formatter_class=formatter
+        )
 
     command("gui", "launch the desktop app (the default)")
 
@@ -77,8 +102,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add.add_argument("--scope", action="append", default=[], help="custom: a scope (repeatable)")
     add.add_argument("--pkce", action=argparse.BooleanOptionalAction, default=True, help="custom: PKCE S256")
-    lst = acc_sub.add_parser("list", help="list accounts", epilog=EXIT_CODES, formatter_class=formatter)
-    lst.add_argument("--json", action="store_true")
+    lst = acc_sub.add_parser(
+        "list", help="list accounts", epilog=ACCOUNTS_JSON + EXIT_CODES, formatter_class=formatter
+    )
+    lst.add_argument("--json", action="store_true", help="stable JSON (fields below)")
     rm = acc_sub.add_parser(
         "remove",
         help="remove an account, its tokens and its secret",
@@ -96,9 +123,9 @@ def build_parser() -> argparse.ArgumentParser:
     mode.add_argument("--browser", action="store_true", help="system browser + one-shot loopback listener")
     login.add_argument("--timeout", type=float, default=300.0, help="--browser: seconds to wait (300)")
 
-    status = command("status", "token state and expiry per account")
+    status = command("status", "token state and expiry per account", STATUS_JSON)
     status.add_argument("name", nargs="?")
-    status.add_argument("--json", action="store_true")
+    status.add_argument("--json", action="store_true", help="stable JSON (fields below)")
 
     token = command("token", "print a valid access token (refreshing first if needed)")
     token.add_argument("name")
@@ -161,7 +188,7 @@ def _print_status(status: AccountStatus) -> None:
 
 
 def cmd_accounts(args: argparse.Namespace) -> int:
-    from tdgui.core.config import Account, Config, sandbox_account
+    from tdgui.core.config import Config
 
     config = Config()
     if args.accounts_command == "list":
@@ -170,19 +197,25 @@ def cmd_accounts(args: argparse.Namespace) -> int:
             print(json.dumps([a.to_dict() for a in accounts], indent=2))
         elif not accounts:
             print("no accounts yet: add one with `tdgui accounts add NAME --provider ...`")
-        for account in accounts if not args.json else []:
-            print(f"{account.name}\t{account.provider}\t{account.client_id}\t{account.store}")
+        else:
+            for account in accounts:
+                print(f"{account.name}\t{account.provider}\t{account.client_id}\t{account.store}")
         return 0
     if args.accounts_command == "remove":
         _service().remove_account(args.name)
-        print(f"removed {args.name}", file=sys.stderr)
+        print(f"removed {args.name} with its tokens and secret", file=sys.stderr)
         return 0
-    # add
-    secret = None
-    if args.client_secret_stdin:
-        secret = sys.stdin.readline().strip()
-        if not secret:
-            raise UsageError("--client-secret-stdin: nothing was read from standard input")
+    return _add_account(args, config)
+
+
+def _add_account(args: argparse.Namespace, config: Config) -> int:
+    """`accounts add`: everything is checked before anything is written (secret, then config)."""
+    from tdgui.core.config import Account, sandbox_account
+
+    if args.provider != "custom" and (args.authorize_url or args.token_url or args.auth_method or args.scope):
+        raise UsageError("--authorize-url, --token-url, --auth-method and --scope are for --provider custom")
+    if args.provider != "sandbox" and (args.flavor or args.sandbox_url):
+        raise UsageError("--flavor and --sandbox-url are for --provider sandbox")
     if args.provider == "sandbox":
         base = sandbox_account(args.name, args.flavor or "schwab", args.sandbox_url)
         account = Account(
@@ -212,46 +245,105 @@ def cmd_accounts(args: argparse.Namespace) -> int:
             scopes=tuple(args.scope),
             pkce=args.pkce,
         )
-    if args.provider != "custom" and (args.authorize_url or args.token_url or args.auth_method):
-        raise UsageError("--authorize-url, --token-url and --auth-method are for --provider custom")
     account.validate()
+    if any(existing.name == account.name for existing in config.accounts()):
+        raise UsageError(f"an account named {account.name!r} already exists")
     service = _service()
     provider = account.resolve_provider(service.directory)
-    if provider.needs_client_secret and secret is None and account.provider != "sandbox":
+    sandbox_secret = account.provider == "sandbox"  # the sandbox's demo app secret is built in
+    if args.client_secret_stdin and not provider.needs_client_secret:
+        raise UsageError(f"provider {account.provider} takes no client secret: drop --client-secret-stdin")
+    if provider.needs_client_secret and not args.client_secret_stdin and not sandbox_secret:
         raise UsageError(f"provider {account.provider} needs the app secret: pass --client-secret-stdin")
+    secret = None
+    if args.client_secret_stdin:
+        secret = sys.stdin.readline().strip()
+        if not secret:
+            raise UsageError("--client-secret-stdin: nothing was read from standard input")
+    # Fail now, not at the end of the first login, if the chosen store cannot be used
+    # (e.g. no Secret Service on a headless machine: exit 5, naming --store file).
+    service.store(account).check_available()
     if secret is not None:
-        # Store the secret first: a store failure must not leave a half-added account behind.
+        # The secret first: a store failure must not leave an account without its secret.
         service.set_client_secret(account, secret)
-    config.add_account(account)
+    try:
+        config.add_account(account)
+    except BaseException:
+        if secret is not None:
+            with contextlib.suppress(TdguiError):
+                service.secret_store(account).delete(f"{account.name}/secret")
+        raise
+    if account.store == "memory":
+        print(
+            "note: the memory store keeps tokens only inside the process that logged in "
+            "(the desktop app or a script using tdgui.Accounts); `tdgui login` keeps nothing",
+            file=sys.stderr,
+        )
     print(f"added {account.name} ({account.provider}); log in with `tdgui login {account.name} --manual`")
     return 0
 
 
+def _check_store(service: TokenService, name: str) -> None:
+    """Before a login: the tokens must have somewhere to go (fail before the browser opens)."""
+    account = service.account(name)
+    service.store(account).check_available()
+
+
+def _open_in_background(url: str) -> None:
+    """Open the system browser without blocking the listener.
+
+    webbrowser runs a console browser from $BROWSER (w3m, lynx, a script) in the foreground and
+    waits for it to exit, which would keep the one-shot listener from ever answering the
+    redirect; so the browser is started from a daemon thread.
+    """
+    import threading
+    import webbrowser
+
+    print(f"Opening your browser; if it does not open, visit:\n{url}", file=sys.stderr, flush=True)
+
+    def run() -> None:
+        try:
+            if not webbrowser.open(url):
+                print("tdgui: no browser could be started: open the URL above yourself", file=sys.stderr)
+        except Exception as exc:  # a broken $BROWSER must not end the login: the URL is printed
+            log.warning("could not start the browser: %s", exc)
+
+    threading.Thread(target=run, name="tdgui-open-browser", daemon=True).start()
+
+
 def cmd_login(args: argparse.Namespace) -> int:
     service = _service()
+    _check_store(service, args.name)
     if args.manual:
+        from tdgui.core import flow
+        from tdgui.core.errors import RedirectError
+
         pending = service.begin_login(args.name)
         print(pending.url, flush=True)
-        print(
-            "Open the URL above, log in, then paste the full address the browser ends on "
-            "(it will not load; that is expected):",
-            file=sys.stderr,
-            flush=True,
-        )
-        line = sys.stdin.readline()
-        if not line.strip():
+        if sys.stdin.isatty():  # a person at a terminal; a script piping stdin needs no prompt
+            print(
+                "Open the URL above, log in, then paste the full address the browser ends on "
+                "(it will not load; that is expected):",
+                file=sys.stderr,
+                flush=True,
+            )
+        line = sys.stdin.readline().strip()
+        if not line:
             raise UsageError("no redirect URL was read from standard input")
-        tokens = service.finish_login(pending, line.strip())
+        if not flow.matches_callback(line, pending.redirect_uri):
+            # Not the callback at all (not a URL, another host, port or path): a usage error.
+            # A callback that does not complete the login (wrong state, denied) stays exit 1.
+            try:
+                flow.parse_redirect(pending, line)
+            except RedirectError as exc:
+                raise UsageError(str(exc)) from None
+        tokens = service.finish_login(pending, line)
     else:
+        if args.timeout <= 0:
+            raise UsageError("--timeout must be a positive number of seconds")
         from tdgui.core.loopback import run_browser_login
 
-        def open_browser(url: str) -> None:
-            import webbrowser
-
-            print(f"Opening your browser; if it does not open, visit:\n{url}", file=sys.stderr, flush=True)
-            webbrowser.open(url)
-
-        tokens = run_browser_login(service, args.name, open_browser, timeout=args.timeout)
+        tokens = run_browser_login(service, args.name, _open_in_background, timeout=args.timeout)
     print(
         f"logged in to {args.name}; access token valid {_when(tokens.access_expires_at, time.time())}",
         file=sys.stderr,
@@ -315,16 +407,23 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
 
 
 def cmd_gui(args: argparse.Namespace) -> int:
-    if args.self_test:
-        from tdgui.qt.selftest import run_self_test
+    try:
+        if args.self_test:
+            from tdgui.qt.selftest import run_self_test
 
-        return run_self_test(args.screenshot)
-    from tdgui.qt.app import run_gui
+            return int(run_self_test(args.screenshot))
+        from tdgui.qt.app import run_gui
+    except ModuleNotFoundError as exc:
+        if not (exc.name or "").startswith("PySide6"):
+            raise
+        raise TdguiError(
+            "the desktop app needs PySide6 (pip install 'tdgui[gui]'); "
+            "the command line (`tdgui --help`) works without it"
+        ) from None
+    return int(run_gui(minimized=args.minimized))
 
-    return run_gui(minimized=args.minimized)
 
-
-COMMANDS: dict[str, Any] = {
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "accounts": cmd_accounts,
     "login": cmd_login,
     "status": cmd_status,
@@ -336,15 +435,51 @@ COMMANDS: dict[str, Any] = {
 }
 
 
+class _TerminalFilter(logging.Filter):
+    """What reaches the terminal without --debug: no tracebacks (the CLI prints every error as
+    one line itself; the traceback is in the log file) and, unless stderr is a terminal, no
+    retry chatter before that line."""
+
+    def __init__(self, quiet_retries: bool) -> None:
+        super().__init__()
+        self.quiet_retries = quiet_retries
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info or record.exc_text:
+            return False
+        return not (self.quiet_retries and record.name == "tdgui.oauth" and record.levelno < logging.ERROR)
+
+
+def _setup_logging(debug: bool) -> None:
+    """--debug: DEBUG to stderr and tracebacks; TD_LOG_LEVEL=LEVEL: that level, also to stderr."""
+    import os
+
+    from tdgui.core.logs import setup_logging
+
+    env_level = os.environ.get("TD_LOG_LEVEL", "").strip()
+    if env_level and not isinstance(logging.getLevelName(env_level.upper()), int):
+        raise UsageError(f"TD_LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, not {env_level!r}")
+    if env_level:
+        os.environ["TD_LOG_LEVEL"] = env_level.upper()
+    setup_logging("DEBUG" if debug else None, to_stderr=debug or bool(env_level))
+    if debug:
+        return
+    terminal = _TerminalFilter(quiet_retries=not (env_level or sys.stderr.isatty()))
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler):
+            if not any(isinstance(f, _TerminalFilter) for f in handler.filters):
+                handler.addFilter(terminal)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    from tdgui.core.logs import setup_logging
-
-    setup_logging("DEBUG" if args.debug else None, to_stderr=args.debug)
-    handler = COMMANDS.get(args.command or "gui", cmd_gui)
     try:
-        return int(handler(args))
+        _setup_logging(args.debug)
+        handler = COMMANDS.get(args.command or "gui", cmd_gui)
+        code = int(handler(args))
+        sys.stdout.flush()
+        return code
     except TdguiError as exc:
         if args.debug:
             log.exception("command failed")
@@ -353,9 +488,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("tdgui: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # stdout was closed early (`tdgui status | head -1`): not worth a message.
+        import os
+
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     except Exception as exc:
-        # The traceback goes through the logging filter that masks secrets (to stderr with
-        # --debug, to the log file always), never raw to the terminal.
+        # The traceback goes through the logging filter that masks secrets: to the log file
+        # always, to stderr only with --debug. The terminal gets one line.
         log.exception("unexpected error")
         from tdgui.core.logs import SECRETS
 

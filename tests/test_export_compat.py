@@ -1,0 +1,137 @@
+"""Exported token files load in the real schwab-py and tda-api (`client_from_token_file`)."""
+
+from __future__ import annotations
+
+import json
+import stat
+import time
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sandbox_helpers import add_sandbox_account, log_in
+
+from tdgui.core.errors import LoginRequired, UsageError
+from tdgui.core.export import render
+from tdgui.core.service import TokenService
+from tdgui.core.tokens import TokenSet
+from tdgui.sandbox import SandboxServer
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")  # authlib's httpx deprecation notice on import
+    import schwab.auth
+    import tda.auth
+
+APP_KEY = "AppKey0123456789"
+APP_SECRET = "AppSecret01"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxServer]:
+    # One sandbox for the module (start-up time); each test copies its CA into its own config
+    # dir, where tdgui clients look for it.
+    from tdgui.sandbox import sandbox_state_dir
+
+    state = sandbox_state_dir(tmp_path_factory.mktemp("sandbox-config"))
+    server = SandboxServer(state).start()
+    yield server
+    server.stop()
+
+
+def logged_in(server: SandboxServer, flavor: str) -> tuple[TokenService, TokenSet]:
+    """An account on the module's sandbox, logged in, tokens in the file store."""
+    import shutil
+
+    from sandbox_helpers import config_dir
+
+    # Clients pin <config>/sandbox/ca.pem: copy the module sandbox's CA into this test's dir.
+    target = config_dir() / "sandbox"
+    target.mkdir(parents=True, exist_ok=True)
+    shutil.copy(server.certs.ca_file, target / "ca.pem")
+    add_sandbox_account(server, flavor=flavor, store="file")
+    service = TokenService()
+    tokens = log_in(service, "demo")
+    assert isinstance(tokens, TokenSet)
+    return service, tokens
+
+
+def load_schwab(path: Path) -> Any:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return schwab.auth.client_from_token_file(str(path), APP_KEY, APP_SECRET)
+
+
+def load_tda(path: Path) -> Any:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return tda.auth.client_from_token_file(str(path), APP_KEY)
+
+
+@pytest.mark.parametrize("flavor", ["schwab", "tdameritrade"])
+@pytest.mark.parametrize("fmt", ["schwab-py", "tda-api"])
+def test_schwab_py_and_tda_api_load_our_file(
+    server: SandboxServer, tmp_path: Path, flavor: str, fmt: str
+) -> None:
+    service, tokens = logged_in(server, flavor)
+    path = tmp_path / "out" / f"{fmt}.json"
+    service.export("demo", fmt, path, keep_synced=False)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert not [p for p in path.parent.iterdir() if p.name.endswith(".tmp")]  # atomic, no debris
+
+    for client in (load_schwab(path), load_tda(path)):
+        held = client.session.token
+        assert held["access_token"] == tokens.access_token
+        assert held["refresh_token"] == tokens.refresh_token
+        assert int(held["expires_at"]) == int(tokens.access_expires_at)
+        assert not held.is_expired()  # authlib will not refresh a fresh token on first use
+    # schwab-py's own bookkeeping: the age counts from our login, not from the export.
+    assert abs(load_schwab(path).token_age() - (time.time() - tokens.login_at)) <= 2
+
+
+def test_keep_synced_file_follows_refreshes_and_still_loads(server: SandboxServer, tmp_path: Path) -> None:
+    service, first = logged_in(server, "schwab")
+    schwab_file, tda_file = tmp_path / "schwab.json", tmp_path / "tda.json"
+    service.export("demo", "schwab-py", schwab_file, keep_synced=True)
+    service.export("demo", "tda-api", tda_file, keep_synced=True)
+    refreshed = service.refresh("demo", force=True)
+    assert refreshed.access_token != first.access_token
+    assert load_schwab(schwab_file).session.token["access_token"] == refreshed.access_token
+    assert load_tda(tda_file).session.token["access_token"] == refreshed.access_token
+    body = json.loads(schwab_file.read_text())
+    assert body["creation_timestamp"] == int(first.login_at)  # the login time, not the refresh
+    # Another process (a fresh service) refreshing rewrites the files as well.
+    again = TokenService().refresh("demo", force=True)
+    assert json.loads(tda_file.read_text())["token"]["access_token"] == again.access_token
+
+
+def test_plain_json_format(server: SandboxServer, tmp_path: Path) -> None:
+    service, tokens = logged_in(server, "tdameritrade")
+    path = tmp_path / "plain.json"
+    service.export("demo", "json", path, keep_synced=False)
+    body = json.loads(path.read_text())
+    assert body == {
+        "access_token": tokens.access_token,
+        "token_type": "Bearer",
+        "access_expires_at": tokens.access_expires_at,
+        "refresh_token": tokens.refresh_token,
+        "refresh_expires_at": tokens.refresh_expires_at,
+        "login_at": tokens.login_at,
+        "scope": tokens.scope,
+    }
+
+
+def test_export_refusals(server: SandboxServer, tmp_path: Path) -> None:
+    service, tokens = logged_in(server, "schwab")
+    with pytest.raises(UsageError):
+        render(tokens, "pickle")
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    with pytest.raises(UsageError, match="cannot write"):
+        service.export("demo", "schwab-py", blocker / "token.json", keep_synced=True)
+    assert service.account("demo").exports == ()  # a failed export is not kept in sync
+    service.logout("demo")
+    with pytest.raises(LoginRequired):
+        service.export("demo", "schwab-py", tmp_path / "t.json", keep_synced=False)
+    assert not (tmp_path / "t.json").exists()
