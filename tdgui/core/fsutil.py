@@ -26,6 +26,8 @@ def private_dir(path: Path) -> Path:
         directory.mkdir(exist_ok=True, mode=DIR_MODE)
         if os.name == "posix":
             os.chmod(directory, DIR_MODE)
+    if not path.is_dir():
+        raise NotADirectoryError(20, "not a directory", str(path))
     if os.name == "posix":
         os.chmod(path, DIR_MODE)
     return path
