@@ -1,0 +1,286 @@
+"""Add or edit an account; validates as the user types, the client secret goes to the keyring only."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Slot
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QFormLayout,
+    QLabel,
+    QLineEdit,
+    QVBoxLayout,
+    QWidget,
+)
+
+from tdgui.core import providers
+from tdgui.core.config import STORE_KINDS, Account
+from tdgui.core.errors import UsageError
+
+PROVIDER_LABELS = {
+    "schwab": "Charles Schwab (Trader API)",
+    "tdameritrade": "TD Ameritrade (legacy, retired 2024)",
+    "sandbox": "Sandbox (local emulator, to try tdgui out)",
+    "custom": "Custom OAuth 2.0 server",
+}
+CALLBACK_NOTES = {
+    "schwab": "Must be https on 127.0.0.1 (not localhost) and match the callback URL in the "
+    "Schwab developer portal exactly, including the port and any trailing slash.",
+    "tdameritrade": "Must match the callback URL registered with your TD Ameritrade app exactly.",
+    "sandbox": "The sandbox's demo app uses https://127.0.0.1:8182/.",
+    "custom": "Must match the redirect URI registered with the server exactly.",
+}
+#: Usual lengths (warnings, not errors: a broker may change them).
+SCHWAB_KEY_LENGTH = 32
+SCHWAB_SECRET_LENGTH = 16
+
+
+class AccountDialog(QDialog):
+    """Returns the Account (and a new secret, if typed) through `account()` / `secret()`."""
+
+    def __init__(
+        self,
+        parent: QWidget | None = None,
+        *,
+        existing: Account | None = None,
+        taken_names: tuple[str, ...] = (),
+        sandbox_url: str | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.existing = existing
+        self.taken_names = taken_names
+        self.setWindowTitle("Edit account" if existing else "Add account")
+        self.setMinimumWidth(560)
+        self._account: Account | None = None
+
+        self.name = QLineEdit(self)
+        self.name.setPlaceholderText("e.g. schwab-main")
+        self.provider = QComboBox(self)
+        for key in providers.PROVIDER_NAMES:
+            self.provider.addItem(PROVIDER_LABELS[key], key)
+        self.flavor = QComboBox(self)
+        self.flavor.addItem("Charles Schwab", "schwab")
+        self.flavor.addItem("TD Ameritrade", "tdameritrade")
+        self.sandbox_url = QLineEdit(self)
+        self.sandbox_url.setPlaceholderText(providers.SANDBOX_DEFAULT_URL)
+        self.client_id = QLineEdit(self)
+        self.client_id_hint = QLabel(self)
+        self.secret = QLineEdit(self)
+        self.secret.setEchoMode(QLineEdit.EchoMode.Password)
+        self.secret_hint = QLabel(self)
+        self.callback = QLineEdit("https://127.0.0.1:8182/", self)
+        self.callback_note = QLabel(self)
+        self.callback_note.setWordWrap(True)
+        self.authorize_url = QLineEdit(self)
+        self.token_url = QLineEdit(self)
+        self.auth_method = QComboBox(self)
+        self.auth_method.addItems(list(providers.AUTH_METHODS))
+        self.scopes = QLineEdit(self)
+        self.pkce = QCheckBox("Use PKCE (S256)", self)
+        self.pkce.setChecked(True)
+        self.store = QComboBox(self)
+        self.store.addItems(list(STORE_KINDS))
+        self.error = QLabel(self)
+        self.error.setWordWrap(True)
+        self.error.setObjectName("validationError")
+        self.error.setStyleSheet("color: #a40e26;")
+        for hint in (self.client_id_hint, self.secret_hint, self.callback_note):
+            hint.setWordWrap(True)
+            hint.setStyleSheet("color: palette(mid); font-size: 9pt;")
+
+        form = QFormLayout()
+        form.addRow("Name:", self.name)
+        form.addRow("Provider:", self.provider)
+        form.addRow("Emulates:", self.flavor)
+        form.addRow("Sandbox URL:", self.sandbox_url)
+        form.addRow("App key (client id):", self.client_id)
+        form.addRow("", self.client_id_hint)
+        form.addRow("Secret:", self.secret)
+        form.addRow("", self.secret_hint)
+        form.addRow("Callback URL:", self.callback)
+        form.addRow("", self.callback_note)
+        form.addRow("Authorize URL:", self.authorize_url)
+        form.addRow("Token URL:", self.token_url)
+        form.addRow("Client auth:", self.auth_method)
+        form.addRow("Scopes:", self.scopes)
+        form.addRow("", self.pkce)
+        form.addRow("Token store:", self.store)
+        self.form = form
+        self.buttons = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel, self
+        )
+        self.buttons.accepted.connect(self.accept)
+        self.buttons.rejected.connect(self.reject)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(self.error)
+        layout.addWidget(self.buttons)
+
+        if existing is not None:
+            self._load(existing)
+        elif sandbox_url:
+            self.sandbox_url.setText(sandbox_url)
+        for line in (
+            self.name,
+            self.sandbox_url,
+            self.client_id,
+            self.secret,
+            self.callback,
+            self.authorize_url,
+            self.token_url,
+            self.scopes,
+        ):
+            line.textChanged.connect(self.validate)
+        for combo in (self.flavor, self.auth_method, self.store):
+            combo.currentIndexChanged.connect(self.validate)
+        self.provider.currentIndexChanged.connect(self._on_provider_changed)
+        self.pkce.toggled.connect(self.validate)
+        self._on_provider_changed()
+
+    # -- state ------------------------------------------------------------------------------
+    def _load(self, account: Account) -> None:
+        self.name.setText(account.name)
+        self.name.setReadOnly(True)
+        self.provider.setCurrentIndex(max(0, self.provider.findData(account.provider)))
+        self.flavor.setCurrentIndex(max(0, self.flavor.findData(account.flavor or "schwab")))
+        self.sandbox_url.setText(account.sandbox_url or "")
+        self.client_id.setText(account.client_id)
+        self.callback.setText(account.callback_url)
+        self.authorize_url.setText(account.authorize_url or "")
+        self.token_url.setText(account.token_url or "")
+        self.auth_method.setCurrentText(account.auth_method or "client_secret_basic")
+        self.scopes.setText(" ".join(account.scopes))
+        self.pkce.setChecked(account.pkce)
+        self.store.setCurrentText(account.store)
+        self.secret.setPlaceholderText("stored in the keyring; type a new one to replace it")
+
+    @property
+    def provider_name(self) -> str:
+        return str(self.provider.currentData())
+
+    def _set_row_visible(self, widget: QWidget, visible: bool) -> None:
+        self.form.setRowVisible(widget, visible)
+
+    @Slot()
+    def _on_provider_changed(self) -> None:
+        name = self.provider_name
+        sandbox = name == "sandbox"
+        custom = name == "custom"
+        self._set_row_visible(self.flavor, sandbox)
+        self._set_row_visible(self.sandbox_url, sandbox)
+        for widget in (self.auth_method, self.scopes, self.pkce):
+            self._set_row_visible(widget, custom)
+        self.authorize_url.setReadOnly(not custom)
+        self.token_url.setReadOnly(not custom)
+        self.callback_note.setText(CALLBACK_NOTES[name])
+        if sandbox and self.existing is None:
+            self.client_id.setText(
+                providers.SANDBOX_SCHWAB_CLIENT_ID
+                if self.flavor.currentData() == "schwab"
+                else providers.SANDBOX_TDA_CLIENT_ID
+            )
+            self.callback.setText(providers.SANDBOX_CALLBACK_URL)
+        self.validate()
+
+    def _needs_secret(self) -> bool:
+        name = self.provider_name
+        if name == "schwab":
+            return True
+        if name == "custom":
+            return self.auth_method.currentText() != "none"
+        return False
+
+    def _build(self) -> Account:
+        name = self.provider_name
+        custom = name == "custom"
+        return Account(
+            name=self.name.text().strip(),
+            provider=name,
+            client_id=self.client_id.text().strip(),
+            callback_url=self.callback.text().strip(),
+            store=self.store.currentText(),
+            flavor=str(self.flavor.currentData()) if name == "sandbox" else None,
+            sandbox_url=(self.sandbox_url.text().strip() or None) if name == "sandbox" else None,
+            authorize_url=self.authorize_url.text().strip() or None if custom else None,
+            token_url=self.token_url.text().strip() or None if custom else None,
+            auth_method=self.auth_method.currentText() if custom else None,
+            scopes=tuple(self.scopes.text().split()) if custom else (),
+            pkce=self.pkce.isChecked() if custom else True,
+            exports=self.existing.exports if self.existing else (),
+        )
+
+    # -- validation -------------------------------------------------------------------------
+    @Slot()
+    def validate(self) -> bool:
+        """Check the form; show the first problem and enable OK only when it can be saved."""
+        problem: str | None = None
+        account: Account | None = None
+        try:
+            account = self._build().validate()
+            providers.check_callback_url(account.callback_url, account.provider)
+            if self.existing is None and account.name in self.taken_names:
+                raise UsageError(f"an account named {account.name!r} already exists")
+            if account.provider != "custom":
+                preset = account.resolve_provider(None)
+                _set_quietly(self.authorize_url, preset.authorize_url)
+                _set_quietly(self.token_url, preset.token_url)
+            secret = self.secret.text()
+            if secret and any(c.isspace() for c in secret):
+                raise UsageError("the client secret must not contain spaces")
+            if self._needs_secret() and not secret and self.existing is None:
+                raise UsageError("enter the app's secret (it is stored in the keyring, never shown again)")
+        except UsageError as exc:
+            problem = str(exc)
+            account = None
+        self._hints()
+        self._account = account
+        self.error.setText(problem or "")
+        ok = self.buttons.button(QDialogButtonBox.StandardButton.Ok)
+        ok.setEnabled(problem is None)
+        return problem is None
+
+    def _hints(self) -> None:
+        name = self.provider_name
+        key = self.client_id.text().strip()
+        secret = self.secret.text()
+        key_hint = secret_hint = ""
+        if name == "schwab":
+            if key and len(key) != SCHWAB_KEY_LENGTH:
+                key_hint = (
+                    f"Schwab app keys are usually {SCHWAB_KEY_LENGTH} characters; this one has "
+                    f"{len(key)}. Check that you copied all of it."
+                )
+            if secret and len(secret) != SCHWAB_SECRET_LENGTH:
+                secret_hint = (
+                    f"Schwab secrets are usually {SCHWAB_SECRET_LENGTH} characters; "
+                    f"this one has {len(secret)}."
+                )
+        elif name == "tdameritrade" and key.endswith(providers.TDA_CLIENT_ID_SUFFIX):
+            key_hint = f"tdgui adds {providers.TDA_CLIENT_ID_SUFFIX} itself; you may leave it off."
+        if not self._needs_secret():
+            secret_hint = secret_hint or "This provider needs no client secret."
+        self.secret.setEnabled(self._needs_secret())
+        self.client_id_hint.setText(key_hint)
+        self.secret_hint.setText(secret_hint)
+
+    # -- results ----------------------------------------------------------------------------
+    def account(self) -> Account | None:
+        return self._account
+
+    def secret_value(self) -> str | None:
+        """The newly typed secret (None: keep the stored one). Read once, then the field is cleared."""
+        value = self.secret.text() if self._needs_secret() else ""
+        return value or None
+
+    def accept(self) -> None:
+        if self.validate():
+            super().accept()
+
+
+def _set_quietly(line: QLineEdit, text: str) -> None:
+    if line.text() != text:
+        line.blockSignals(True)
+        line.setText(text)
+        line.blockSignals(False)

@@ -1,0 +1,140 @@
+"""The Settings and About dialogs."""
+
+from __future__ import annotations
+
+import platform
+from dataclasses import replace
+
+from PySide6 import __version__ as pyside_version
+from PySide6.QtCore import qVersion
+from PySide6.QtWidgets import (
+    QApplication,
+    QCheckBox,
+    QDialog,
+    QDialogButtonBox,
+    QFormLayout,
+    QLabel,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+import tdgui
+from tdgui.core import paths
+from tdgui.core.config import Settings
+from tdgui.core.service import TokenService
+
+
+class SettingsDialog(QDialog):
+    """Edits Settings; the caller saves them (disk) and applies autostart in the background."""
+
+    def __init__(self, settings: Settings, *, tray_available: bool, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("tdgui settings")
+        self.original = settings
+        self.start_minimized = QCheckBox("Start minimized to the tray", self)
+        self.start_minimized.setChecked(settings.start_minimized)
+        if not tray_available:
+            self.start_minimized.setToolTip("No system tray was found: the window is always shown.")
+        self.launch_at_login = QCheckBox("Launch tdgui when I log in", self)
+        self.launch_at_login.setChecked(settings.launch_at_login)
+        self.lead = QSpinBox(self)
+        self.lead.setRange(1, 25)
+        self.lead.setSuffix(" min")
+        self.lead.setValue(max(1, min(25, round(settings.refresh_lead_seconds / 60))))
+        self.lead.setToolTip(
+            "Access tokens last 30 minutes; tdgui refreshes them this long before they expire."
+        )
+        self.notifications = QCheckBox("Warn me before a refresh token expires (and when it has)", self)
+        self.notifications.setChecked(settings.notifications)
+        form = QFormLayout()
+        form.addRow(self.start_minimized)
+        form.addRow(self.launch_at_login)
+        form.addRow("Refresh access tokens this early:", self.lead)
+        form.addRow(self.notifications)
+        buttons = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel, self
+        )
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        self.buttons = buttons
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(buttons)
+
+    def settings(self) -> Settings:
+        return replace(
+            self.original,
+            start_minimized=self.start_minimized.isChecked(),
+            launch_at_login=self.launch_at_login.isChecked(),
+            refresh_lead_seconds=self.lead.value() * 60,
+            notifications=self.notifications.isChecked(),
+        )
+
+
+def web_engine_versions() -> tuple[str, str]:
+    """(Qt WebEngine version, Chromium version), or 'unavailable'."""
+    try:
+        from PySide6.QtWebEngineCore import qWebEngineChromiumVersion, qWebEngineVersion
+
+        return str(qWebEngineVersion()), str(qWebEngineChromiumVersion())
+    except ImportError:
+        return "unavailable", "unavailable"
+
+
+def diagnostics(service: TokenService) -> str:
+    """Versions, paths and account kinds: nothing secret (no token, code, key or client secret)."""
+    engine, chromium = web_engine_versions()
+    lines = [
+        f"tdgui {tdgui.__version__}",
+        f"Python {platform.python_version()} on {platform.platform()}",
+        f"PySide6 {pyside_version}, Qt {qVersion()}, Qt WebEngine {engine} (Chromium {chromium})",
+        f"Qt platform: {QApplication.platformName()}",
+        f"Config: {service.directory}",
+        f"Logs: {paths.log_dir()}",
+        f"Token store: {describe_stores(service)}",
+    ]
+    try:
+        accounts = service.config.accounts()
+    except Exception as exc:  # diagnostics must not fail; the error class says enough
+        lines.append(f"Accounts: unreadable ({type(exc).__name__})")
+    else:
+        kinds = ", ".join(f"{a.provider}/{a.store}" for a in accounts) or "none"
+        lines.append(f"Accounts: {len(accounts)} ({kinds})")
+    return "\n".join(lines)
+
+
+def describe_stores(service: TokenService) -> str:
+    if service.store_override is not None:
+        return service.store_override.describe()
+    try:
+        kinds = sorted({a.store for a in service.config.accounts()}) or ["keyring"]
+    except Exception:
+        kinds = ["keyring"]
+    return ", ".join(kinds) + " (per account)"
+
+
+class AboutDialog(QDialog):
+    """Version, Qt/WebEngine versions, locations, and a copy-diagnostics button."""
+
+    def __init__(self, service: TokenService, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("About tdgui")
+        self.text = diagnostics(service)
+        title = QLabel(f"<h2>tdgui {tdgui.__version__}</h2>", self)
+        body = QLabel(self.text, self)
+        body.setWordWrap(True)
+        self.copy_button = QPushButton("Copy diagnostics", self)
+        self.copy_button.clicked.connect(self.copy)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close, self)
+        buttons.rejected.connect(self.reject)
+        buttons.addButton(self.copy_button, QDialogButtonBox.ButtonRole.ActionRole)
+        layout = QVBoxLayout(self)
+        layout.addWidget(title)
+        layout.addWidget(body)
+        layout.addWidget(buttons)
+
+    def copy(self) -> None:
+        QApplication.clipboard().setText(self.text)
+        self.copy_button.setText("Copied")

@@ -1,0 +1,212 @@
+"""`tdgui gui --self-test`: a full login and refresh through the real windows against a private sandbox."""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+#: The whole self-test gives up after this long.
+OVERALL_TIMEOUT = 60.0
+FILL_LOGIN = (
+    "document.getElementById('username').value='demo';"
+    "document.getElementById('password').value='demo';"
+    "document.getElementById('submit').click();"
+)
+CLICK_ALLOW = "document.getElementById('allow').click();"
+
+
+class StepFailed(Exception):
+    def __init__(self, step: str, reason: str) -> None:
+        super().__init__(f"{step}: {reason}")
+        self.step = step
+        self.reason = reason
+
+
+@contextmanager
+def _private_environment() -> Iterator[Path]:
+    """A throwaway TD_CONFIG_DIR/TD_LOG_DIR set before anything reads the config; restored afterwards."""
+    saved = {key: os.environ.get(key) for key in ("TD_CONFIG_DIR", "TD_LOG_DIR", "TD_SANDBOX_URL")}
+    with tempfile.TemporaryDirectory(prefix="tdgui-selftest-") as tmp:
+        os.environ["TD_CONFIG_DIR"] = str(Path(tmp) / "config")
+        os.environ["TD_LOG_DIR"] = str(Path(tmp) / "logs")
+        os.environ.pop("TD_SANDBOX_URL", None)
+        try:
+            yield Path(tmp) / "config"
+        finally:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+
+
+def run_self_test(screenshot_dir: Path | None) -> int:
+    """Log in to a private sandbox through the real main window and login view, refresh, report."""
+    from tdgui.qt.app import prepare_environment
+
+    prepare_environment()
+    started = time.monotonic()
+    try:
+        with _private_environment() as config_dir:
+            summary = _run(config_dir, screenshot_dir, started + OVERALL_TIMEOUT)
+    except StepFailed as exc:
+        print(f"self-test failed at {exc.step}: {exc.reason}", flush=True)
+        return 1
+    except Exception as exc:  # the summary line must still name what broke
+        from tdgui.core.logs import SECRETS
+
+        print(f"self-test failed at setup: {SECRETS.mask(repr(exc))}", flush=True)
+        return 1
+    print(f"self-test passed: {summary}", flush=True)
+    return 0
+
+
+def _run(config_dir: Path, screenshot_dir: Path | None, deadline: float) -> str:
+    import PySide6.QtWebEngineWidgets  # noqa: F401 - before the QApplication
+    from PySide6.QtCore import QCoreApplication, QEvent, QEventLoop, QTimer, SignalInstance
+    from PySide6.QtWidgets import QApplication, QWidget
+
+    from tdgui.core.config import Config, sandbox_account
+    from tdgui.core.service import TokenService
+    from tdgui.core.stores.memory import MemoryStore
+    from tdgui.qt.controller import Controller
+    from tdgui.qt.login import LoginResult
+    from tdgui.qt.main_window import MainWindow
+    from tdgui.qt.worker import wait_for_idle
+    from tdgui.sandbox import SandboxServer, sandbox_state_dir
+
+    existing = QApplication.instance()
+    app = existing if isinstance(existing, QApplication) else QApplication(sys.argv[:1])
+
+    class Waiter:
+        """Connects before the action, then runs an event loop until the signal or the deadline."""
+
+        def __init__(self, signal: SignalInstance, step: str, accept: Callable[..., bool] | None = None):
+            self.signal, self.step, self.accept = signal, step, accept
+            self.args: tuple[Any, ...] | None = None
+            self.loop = QEventLoop()
+            signal.connect(self._on)
+
+        def _on(self, *args: Any) -> None:
+            if self.args is None and (self.accept is None or self.accept(*args)):
+                self.args = args
+                self.loop.quit()
+
+        def wait(self) -> tuple[Any, ...]:
+            remaining = deadline - time.monotonic()
+            if self.args is None and remaining > 0:
+                QTimer.singleShot(int(remaining * 1000), self.loop.quit)
+                self.loop.exec()
+            self.signal.disconnect(self._on)
+            if self.args is None:
+                raise StepFailed(self.step, f"timed out after {OVERALL_TIMEOUT:g} s")
+            return self.args
+
+    def pause(ms: int) -> None:
+        loop = QEventLoop()
+        QTimer.singleShot(ms, loop.quit)
+        loop.exec()
+
+    def shoot(widget: QWidget, name: str) -> None:
+        if screenshot_dir is None:
+            return
+        screenshot_dir.mkdir(parents=True, exist_ok=True)
+        if not widget.grab().save(str(screenshot_dir / name)):
+            raise StepFailed("screenshot", f"could not write {screenshot_dir / name}")
+
+    step = "sandbox"
+    try:
+        server = SandboxServer(sandbox_state_dir(config_dir), port=0).start()
+    except Exception as exc:
+        raise StepFailed(step, str(exc)) from None
+    window: MainWindow | None = None
+    controller: Controller | None = None
+    try:
+        service = TokenService(Config(config_dir), store_override=MemoryStore())
+        service.config.add_account(sandbox_account("selftest", "schwab", sandbox_url=server.base_url))
+        controller = Controller(service)
+        window = MainWindow(controller, open_add_on_first_run=False)
+        window.show()
+        waiter = Waiter(controller.statuses_changed, "main window")
+        controller.reload()
+        waiter.wait()
+        if window.selected_name() != "selftest":
+            raise StepFailed("main window", "the sandbox account is not listed")
+
+        login_started = time.monotonic()
+        login = controller.open_login("selftest")
+        finished = Waiter(controller.login_finished, "login")
+        Waiter(login.page_loaded, "login page").wait()
+        pause(300)  # let the page paint before the screenshot
+        shoot(login, "login.png")
+        consent = Waiter(login.page_loaded, "login form")
+        login.run_sandbox_script(FILL_LOGIN)
+        consent.wait()
+        login.run_sandbox_script(CLICK_ALLOW)
+        result = finished.wait()[0]
+        assert isinstance(result, LoginResult)
+        if not result.ok:
+            raise StepFailed("login", result.message)
+        login_seconds = time.monotonic() - login_started
+        if login.view is not None or login.profile is not None:
+            raise StepFailed("login", "the web engine was not torn down")
+
+        view = window.status_view
+
+        def shows_tokens(*_: Any) -> bool:
+            status = view.status
+            return status is not None and status.access_expires_at is not None
+
+        if not shows_tokens():
+            Waiter(controller.statuses_changed, "status", shows_tokens).wait()
+        first = view.status
+        assert first is not None and first.access_expires_at is not None
+        tokens_before = service.read_tokens(service.account("selftest"))
+
+        refresh_started = time.monotonic()
+        refreshed = Waiter(controller.refresh_finished, "refresh")
+        view.refresh_button.click()
+        if view.refresh_button.isEnabled():
+            raise StepFailed("refresh", "the Refresh button stayed enabled while refreshing")
+        _, ok, message = refreshed.wait()
+        if not ok:
+            raise StepFailed("refresh", message)
+        refresh_seconds = time.monotonic() - refresh_started
+
+        def moved(*_: Any) -> bool:
+            status = view.status
+            return (
+                status is not None
+                and status.access_expires_at is not None
+                and status.access_expires_at > (first.access_expires_at or 0)
+            )
+
+        if not moved():
+            Waiter(controller.statuses_changed, "status after refresh", moved).wait()
+        tokens_after = service.read_tokens(service.account("selftest"))
+        if tokens_before is None or tokens_after is None:
+            raise StepFailed("refresh", "no tokens stored")
+        if tokens_after.access_token == tokens_before.access_token:
+            raise StepFailed("refresh", "the access token did not change")
+        if not view.refresh_button.isEnabled():
+            raise StepFailed("refresh", "the Refresh button was not enabled again")
+        pause(100)
+        shoot(window, "status.png")
+        return f"login {login_seconds:.1f} s, refresh {refresh_seconds:.2f} s"
+    finally:
+        if controller is not None:
+            controller.close_logins()
+        if window is not None:
+            window.hide_on_close = False
+            window.hide()
+            window.deleteLater()
+        wait_for_idle(10_000)
+        server.stop()
+        app.processEvents()
+        QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)

@@ -1,0 +1,272 @@
+"""The assembled app: tray, close behaviour, settings, about, first run, single instance, self-test."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from PySide6.QtWidgets import QApplication, QDialogButtonBox
+from pytestqt.qtbot import QtBot
+
+import tdgui
+from tdgui.core.config import Config, Settings, sandbox_account
+from tdgui.core.service import TokenService
+from tdgui.qt.shell import Shell
+from tdgui.sandbox import SandboxServer
+
+from .conftest import CLICK_ALLOW, DEMO_FILL
+
+
+class Quits:
+    def __init__(self) -> None:
+        self.count = 0
+
+    def __call__(self) -> None:
+        self.count += 1
+
+
+def make_shell(qtbot: QtBot, service: TokenService, **kw: object) -> tuple[Shell, Quits]:
+    quits = Quits()
+    options: dict[str, object] = {"use_tray": False, "open_add_on_first_run": False}
+    options.update(kw)
+    shell = Shell(service, Settings(), quit_app=quits, **options)  # type: ignore[arg-type]
+    qtbot.addWidget(shell.window)
+    with qtbot.waitSignal(shell.controller.statuses_changed, timeout=10_000):
+        shell.start()
+    return shell, quits
+
+
+def test_tray_actions(
+    qtbot: QtBot,
+    service: TokenService,
+    sandbox: SandboxServer,
+    add_sandbox_account: Callable[..., str],
+    login_direct: Callable[[str], None],
+) -> None:
+    add_sandbox_account("alpha")
+    add_sandbox_account("beta", "tdameritrade")
+    login_direct("alpha")
+    login_direct("beta")
+    shell, quits = make_shell(qtbot, service)
+    tray = shell.tray
+    assert tray.level == "ok" and "valid" in tray.icon.toolTip()
+    assert list(tray.login_actions) == ["alpha", "beta"]
+    assert [a.text() for a in tray.menu.actions() if a.text()] == [
+        "Open tdgui",
+        "Refresh all",
+        "Log in to alpha",
+        "Log in to beta",
+        "Quit",
+    ]
+    shell.window.hide()
+    tray.action_open.trigger()
+    assert shell.window.isVisible()
+    with qtbot.waitSignals([shell.controller.refresh_finished] * 2, timeout=15_000):
+        tray.action_refresh_all.trigger()
+    assert sandbox.stats()["successful_refreshes"] == 2
+    tray.login_actions["beta"].trigger()
+    window = shell.controller.login_windows["beta"]
+    with qtbot.waitSignal(window.page_loaded, timeout=15_000):
+        pass
+    assert window.isVisible()
+    tray.action_quit.trigger()
+    assert quits.count == 1
+    assert not shell.scheduler.timer.isActive() and not shell.window.isVisible()
+    assert shell.controller.login_windows == {}
+
+
+def test_tray_state_colours(
+    qtbot: QtBot, service: TokenService, add_sandbox_account: Callable[..., str]
+) -> None:
+    add_sandbox_account("alpha")  # never logged in: login required
+    shell, _ = make_shell(qtbot, service)
+    assert shell.tray.level == "error" and "login required" in shell.tray.icon.toolTip()
+    assert not shell.tray.icon.icon().isNull()
+    shell.shutdown()
+
+
+def test_close_without_tray_quits(qtbot: QtBot, service: TokenService) -> None:
+    shell, quits = make_shell(qtbot, service)
+    assert shell.window.isVisible()
+    shell.window.close()
+    assert quits.count == 1
+
+
+def test_close_with_tray_hides(qtbot: QtBot, service: TokenService) -> None:
+    shell, quits = make_shell(qtbot, service, use_tray=True)
+    shell.window.close()
+    assert quits.count == 0 and not shell.window.isVisible()
+    shell.tray.action_open.trigger()
+    assert shell.window.isVisible()
+    shell.shutdown()
+
+
+def test_settings_dialog_saves_and_writes_autostart(qtbot: QtBot, service: TokenService) -> None:
+    shell, _ = make_shell(qtbot, service)
+    dialog = shell.open_settings()
+    dialog.start_minimized.setChecked(True)
+    dialog.launch_at_login.setChecked(True)
+    dialog.lead.setValue(10)
+    dialog.notifications.setChecked(False)
+    with qtbot.waitSignal(shell.settings_saved, timeout=10_000):
+        dialog.buttons.button(QDialogButtonBox.StandardButton.Ok).click()
+    saved = service.config.settings()
+    assert saved == Settings(
+        start_minimized=True, launch_at_login=True, refresh_lead_seconds=600, notifications=False
+    )
+    assert service.lead == 600 and not shell.scheduler.notifications_enabled
+    entry = Path(os.environ["XDG_CONFIG_HOME"]) / "autostart" / "tdgui.desktop"
+    text = entry.read_text()
+    assert "[Desktop Entry]" in text and "--minimized" in text
+    dialog = shell.open_settings()
+    dialog.launch_at_login.setChecked(False)
+    with qtbot.waitSignal(shell.settings_saved, timeout=10_000):
+        dialog.buttons.button(QDialogButtonBox.StandardButton.Ok).click()
+    assert not entry.exists()
+    shell.shutdown()
+
+
+def test_about_diagnostics_hold_no_secret(
+    qtbot: QtBot,
+    service: TokenService,
+    add_sandbox_account: Callable[..., str],
+    login_direct: Callable[[str], None],
+) -> None:
+    add_sandbox_account("alpha")
+    login_direct("alpha")
+    shell, _ = make_shell(qtbot, service)
+    dialog = shell.open_about()
+    assert f"tdgui {tdgui.__version__}" in dialog.text and "Qt WebEngine" in dialog.text
+    assert str(service.directory) in dialog.text and "memory" in dialog.text
+    dialog.copy_button.click()
+    copied = QApplication.clipboard().text()
+    tokens = service.read_tokens(service.account("alpha"))
+    assert tokens is not None
+    for secret in (tokens.access_token, tokens.refresh_token or "", "SandboxSecret0123"):
+        assert secret not in copied and secret not in dialog.text
+    dialog.reject()
+    shell.shutdown()
+
+
+def test_first_run_welcome_and_try_the_sandbox(qtbot: QtBot, service: TokenService) -> None:
+    shell, _ = make_shell(qtbot, service, open_add_on_first_run=True)
+    window = shell.window
+    assert window.stack.currentWidget() is window.welcome
+    assert window.account_dialog is not None  # the add-account dialog opened on first run
+    window.account_dialog.reject()
+    window.try_sandbox_button.click()
+    qtbot.waitUntil(lambda: "sandbox" in shell.controller.login_windows, timeout=15_000)
+    login = shell.controller.login_windows["sandbox"]
+    with qtbot.waitSignal(login.page_loaded, timeout=15_000):
+        pass
+    with qtbot.waitSignal(login.page_loaded, timeout=15_000):
+        login.run_sandbox_script(DEMO_FILL)
+    with qtbot.waitSignal(shell.controller.login_finished, timeout=15_000) as blocker:
+        login.run_sandbox_script(CLICK_ALLOW)
+    assert blocker.args[0].ok, blocker.args[0].message
+    qtbot.waitUntil(
+        lambda: window.selected_name() == "sandbox" and window.stack.currentWidget() is window.status_view
+    )
+    shell.shutdown()
+
+
+def test_single_instance(qtbot: QtBot, tmp_path: Path) -> None:
+    from tdgui.qt.single_instance import SingleInstance, instance_key
+
+    key = instance_key(tmp_path)
+    assert key == instance_key(tmp_path) and key != instance_key(tmp_path / "other")
+    first = SingleInstance(key)
+    assert first.listen()
+    second = SingleInstance(key)
+    with qtbot.waitSignal(first.activated, timeout=5_000):
+        assert second.notify_running()
+    first.close()
+    assert not SingleInstance(key).notify_running()
+
+
+def test_second_launch_activates_the_first(qtbot: QtBot, isolated_config: Path) -> None:
+    from tdgui.qt.app import run_gui
+    from tdgui.qt.single_instance import SingleInstance, instance_key
+
+    first = SingleInstance(instance_key(Config().directory))
+    assert first.listen()
+    with qtbot.waitSignal(first.activated, timeout=5_000):
+        assert run_gui() == 0
+    first.close()
+
+
+def test_real_keyring_login(qtbot: QtBot, isolated_config: Path, sandbox: SandboxServer) -> None:
+    """The one test on the real keyring store (scripts/with-keyring.sh gives a private gnome-keyring)."""
+    from tdgui.core.errors import StoreUnavailable
+    from tdgui.core.stores import open_store
+    from tdgui.qt.login import LoginWindow
+
+    try:
+        store = open_store("keyring")
+        store.write("tdgui-qt-probe/tokens", "x")
+        store.delete("tdgui-qt-probe/tokens")
+    except StoreUnavailable as exc:
+        pytest.skip(f"no usable keyring here (run under scripts/with-keyring.sh): {exc}")
+    service = TokenService(Config(isolated_config))
+    service.config.add_account(sandbox_account("kr", "schwab", sandbox_url=sandbox.base_url))
+    assert service.account("kr").store == "keyring"
+    win = LoginWindow(service, "kr")
+    qtbot.addWidget(win)
+    with qtbot.waitSignal(win.page_loaded, timeout=15_000):
+        win.start()
+    with qtbot.waitSignal(win.page_loaded, timeout=15_000):
+        win.run_sandbox_script(DEMO_FILL)
+    with qtbot.waitSignal(win.finished, timeout=15_000) as blocker:
+        win.run_sandbox_script(CLICK_ALLOW)
+    assert blocker.args[0].ok, blocker.args[0].message
+    tokens = TokenService(Config(isolated_config)).read_tokens(service.account("kr"))
+    assert tokens is not None and tokens.access_token == blocker.args[0].tokens.access_token
+    service.remove_account("kr")
+    assert open_store("keyring").read("kr/tokens") is None
+
+
+def test_self_test(tmp_path: Path, capsys: pytest.CaptureFixture[str], isolated_config: Path) -> None:
+    from tdgui.qt.selftest import run_self_test
+
+    shots = tmp_path / "shots"
+    assert run_self_test(shots) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("self-test passed: login ") and "refresh" in out
+    for name in ("login.png", "status.png"):
+        assert (shots / name).stat().st_size > 2_000
+    assert os.environ["TD_CONFIG_DIR"] == str(isolated_config)  # restored
+    assert not isolated_config.exists() or not (isolated_config / "accounts.json").exists()
+
+
+def test_run_gui_starts_and_a_second_launch_exits(qtbot: QtBot, isolated_config: Path) -> None:
+    """The real entry point in its own process; a second launch activates it and exits 0."""
+    import subprocess
+    import sys
+
+    from tdgui.qt.single_instance import SingleInstance, instance_key
+
+    code = "from tdgui.qt.app import run_gui; raise SystemExit(run_gui(minimized=True))"
+    first = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        probe = SingleInstance(instance_key(isolated_config))
+        qtbot.waitUntil(lambda: first.poll() is not None or probe.notify_running(100), timeout=30_000)
+        assert first.poll() is None, first.communicate()
+        second = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
+        assert second.returncode == 0 and "already running" in second.stdout
+        assert first.poll() is None
+    finally:
+        first.terminate()
+        first.wait(10)
+
+
+def test_self_test_names_the_failing_step(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tdgui.qt import selftest
+
+    monkeypatch.setattr(selftest, "OVERALL_TIMEOUT", 4.0)
+    monkeypatch.setattr(selftest, "FILL_LOGIN", selftest.FILL_LOGIN.replace("value='demo';", "value='x';", 1))
+    assert selftest.run_self_test(None) == 1
+    assert capsys.readouterr().out.startswith("self-test failed at login: timed out")

@@ -1,0 +1,165 @@
+"""Main window, status view, Refresh button and the account dialog against a real sandbox."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from PySide6.QtWidgets import QDialogButtonBox, QMessageBox
+from pytestqt.qtbot import QtBot
+
+from tdgui.core.clock import ManualClock
+from tdgui.core.config import Config
+from tdgui.core.service import TokenService
+from tdgui.core.stores.memory import MemoryStore
+from tdgui.qt.controller import Controller
+from tdgui.qt.main_window import MainWindow
+from tdgui.qt.status_view import COLOUR_VALID
+from tdgui.sandbox import SandboxServer
+
+
+def make_window(qtbot: QtBot, controller: Controller) -> MainWindow:
+    win = MainWindow(controller, open_add_on_first_run=False)
+    qtbot.addWidget(win)
+    win.show()
+    with qtbot.waitSignal(controller.statuses_changed, timeout=10_000):
+        controller.reload()
+    return win
+
+
+def test_status_and_refresh(
+    qtbot: QtBot,
+    service: TokenService,
+    controller: Controller,
+    add_sandbox_account: Callable[..., str],
+    login_direct: Callable[[str], None],
+) -> None:
+    name = add_sandbox_account("alpha")
+    login_direct(name)
+    win = make_window(qtbot, controller)
+    view = win.status_view
+    assert win.selected_name() == name
+    assert "alpha" in view.title.text()
+    assert view.access.expires.text().startswith("until ")
+    assert view.access.level == "valid" and view.refresh_token.level == "valid"
+    assert COLOUR_VALID in view.access.bar.styleSheet()
+    assert not view.login_button.isVisible()
+    assert view.ticker.isActive()
+    before = service.read_tokens(service.account(name))
+    view.refresh_button.click()
+    assert not view.refresh_button.isEnabled() and view.busy_bar.isVisible()
+    with qtbot.waitSignal(controller.refresh_finished, timeout=10_000) as blocker:
+        pass
+    assert blocker.args[1] is True
+    qtbot.waitUntil(lambda: view.refresh_button.isEnabled(), timeout=5_000)
+    after = service.read_tokens(service.account(name))
+    assert before is not None and after is not None and after.access_token != before.access_token
+    assert "Refreshed" in view.message.text()
+    assert not view.busy_bar.isVisible()
+    win.hide()
+    assert not view.ticker.isActive()  # no 1 s timer while hidden
+
+
+def test_refresh_failure_is_inline(
+    qtbot: QtBot,
+    service: TokenService,
+    sandbox: SandboxServer,
+    controller: Controller,
+    add_sandbox_account: Callable[..., str],
+    login_direct: Callable[[str], None],
+) -> None:
+    name = add_sandbox_account("alpha")
+    login_direct(name)
+    win = make_window(qtbot, controller)
+    before = service.read_tokens(service.account(name))
+    sandbox.set_fault("500", 3)
+    with qtbot.waitSignal(controller.refresh_finished, timeout=15_000) as blocker:
+        win.status_view.refresh_button.click()
+    assert blocker.args[1] is False
+    text = win.status_view.message.text()
+    assert text.startswith("Refresh failed:") and "Traceback" not in text
+    assert service.read_tokens(service.account(name)) == before
+    qtbot.waitUntil(lambda: "failed" in win.status_view.last_refresh.text(), timeout=5_000)
+    assert win.status_view.refresh_button.isEnabled()
+
+
+def test_log_in_again_when_refresh_token_dies(
+    qtbot: QtBot, isolated_config, sandbox: SandboxServer, add_sandbox_account: Callable[..., str]
+) -> None:
+    clock = ManualClock(start=__import__("time").time())
+    service = TokenService(Config(isolated_config), clock=clock, store_override=MemoryStore())
+    from tdgui.sandbox.driver import login_with_requests
+
+    add_sandbox_account("alpha")
+    pending = service.begin_login("alpha")
+    service.finish_login(pending, login_with_requests(pending.url, sandbox.certs.ca_file))
+    controller = Controller(service)
+    win = make_window(qtbot, controller)
+    assert not win.status_view.login_button.isVisible()
+    clock.advance(6.5 * 24 * 3600)  # Schwab: the refresh token dies 7 days after the login
+    with qtbot.waitSignal(controller.statuses_changed, timeout=10_000):
+        controller.reload()
+    assert win.status_view.login_button.isVisible()
+    assert win.status_view.refresh_token.level == "soon"
+    assert win.status_view.access.level == "expired"
+    clock.advance(24 * 3600)
+    with qtbot.waitSignal(controller.statuses_changed, timeout=10_000):
+        controller.reload()
+    assert win.status_view.refresh_token.remaining.text() == "expired"
+    assert "Login required" in win.status_view.state_label.text()
+
+
+def test_account_dialog_validates_and_stores_secret(
+    qtbot: QtBot, service: TokenService, controller: Controller
+) -> None:
+    win = make_window(qtbot, controller)
+    assert win.stack.currentWidget() is win.welcome  # first run
+    dialog = win.open_add_dialog()
+    ok = dialog.buttons.button(QDialogButtonBox.StandardButton.Ok)
+    dialog.provider.setCurrentIndex(dialog.provider.findData("schwab"))
+    dialog.name.setText("main")
+    dialog.client_id.setText("k" * 32)
+    dialog.secret.setText("s" * 16)
+    assert "api.schwabapi.com" in dialog.authorize_url.text()
+    assert "developer portal exactly" in dialog.callback_note.text()
+    dialog.callback.setText("https://localhost:8182/")
+    assert not ok.isEnabled() and "127.0.0.1" in dialog.error.text()
+    dialog.callback.setText("http://127.0.0.1:8182/")
+    assert not ok.isEnabled() and "https" in dialog.error.text()
+    dialog.callback.setText("https://127.0.0.1:8182/")
+    assert ok.isEnabled(), dialog.error.text()
+    dialog.client_id.setText("short")
+    assert "usually 32 characters" in dialog.client_id_hint.text()
+    dialog.client_id.setText("k" * 32)
+    dialog.name.setText("bad name")
+    assert not ok.isEnabled() and "invalid account name" in dialog.error.text()
+    dialog.name.setText("main")
+    with qtbot.waitSignal(controller.statuses_changed, timeout=10_000):
+        ok.click()
+    account = service.account("main")
+    assert account.provider == "schwab" and account.client_id == "k" * 32
+    assert service.secret_store(account).read("main/secret") == "s" * 16
+    assert win.selected_name() == "main"
+    # Edit: the secret is never shown again.
+    edit = win.open_edit_dialog()
+    assert edit is not None and edit.secret.text() == "" and edit.name.isReadOnly()
+    assert edit.buttons.button(QDialogButtonBox.StandardButton.Ok).isEnabled()
+    edit.reject()
+
+
+def test_remove_account(
+    qtbot: QtBot,
+    service: TokenService,
+    controller: Controller,
+    add_sandbox_account: Callable[..., str],
+    login_direct: Callable[[str], None],
+) -> None:
+    add_sandbox_account("alpha")
+    login_direct("alpha")
+    win = make_window(qtbot, controller)
+    box = win.confirm_remove()
+    assert box is not None
+    with qtbot.waitSignal(controller.statuses_changed, timeout=10_000):
+        box.button(QMessageBox.StandardButton.Yes).click()
+    assert controller.statuses == {}
+    assert service.config.accounts() == []
+    assert win.stack.currentWidget() is win.welcome
