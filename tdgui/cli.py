@@ -31,8 +31,8 @@ EXIT_CODES = """exit codes:
 STATUS_JSON = """--json prints a JSON list with one object per account; these fields are stable:
   name, provider, store   strings
   state                   "valid", "refreshing soon", "login soon", "login required" or "error"
-  access_expires_at       epoch seconds or null; refresh_expires_at, login_at and
-                          last_refresh_at likewise
+  access_expires_at       epoch seconds or null; access_received_at, refresh_expires_at,
+                          login_at and last_refresh_at likewise
   access_expires_in       seconds left (negative once expired) or null; refresh_expires_in too
   last_refresh_ok         true, false or null (never refreshed)
   last_error              string or null

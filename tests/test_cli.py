@@ -43,6 +43,7 @@ STATUS_FIELDS = {
     "store": str,
     "state": str,
     "access_expires_at": (float, int, type(None)),
+    "access_received_at": (float, int, type(None)),
     "refresh_expires_at": (float, int, type(None)),
     "login_at": (float, int, type(None)),
     "last_refresh_at": (float, int, type(None)),

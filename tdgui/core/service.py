@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -46,6 +47,17 @@ class RefreshRecord:
     login_required: bool = False
 
 
+def _record_types_ok(record: RefreshRecord) -> bool:
+    """The JSON types RefreshRecord promises (a hand-edited or damaged file may break them)."""
+    at = record.last_refresh_at
+    return (
+        (at is None or (type(at) in (int, float) and math.isfinite(at)))
+        and (record.last_refresh_ok is None or type(record.last_refresh_ok) is bool)
+        and (record.last_error is None or type(record.last_error) is str)
+        and type(record.login_required) is bool
+    )
+
+
 @dataclass(frozen=True)
 class AccountStatus:
     name: str
@@ -53,6 +65,8 @@ class AccountStatus:
     store: str
     state: schedule.AccountState
     access_expires_at: float | None
+    #: when the current access token arrived (the countdown's start)
+    access_received_at: float | None
     refresh_expires_at: float | None
     login_at: float | None
     last_refresh_at: float | None
@@ -72,6 +86,19 @@ class AccountStatus:
         body["access_expires_in"] = remaining(self.access_expires_at)
         body["refresh_expires_in"] = remaining(self.refresh_expires_at)
         return body
+
+
+@dataclass(frozen=True)
+class AccountPlan:
+    """What the background scheduler needs of one account, from one read of its tokens."""
+
+    name: str
+    refresh_at: float | None
+    warning_at: float | None
+    refresh_expires_at: float | None
+    has_tokens: bool
+    login_required: bool
+    error: str | None = None
 
 
 class TokenService:
@@ -128,8 +155,9 @@ class TokenService:
         secret = self.secret_store(account).read(f"{account.name}/secret")
         if not secret:
             raise UsageError(
-                f"no client secret stored for {account.name!r}: add it with "
-                f"`tdgui accounts add {account.name} ... --client-secret-stdin`"
+                f"no app secret is stored for {account.name!r}: enter it again "
+                "(in the app: Edit account; on the command line: `tdgui accounts remove`, "
+                "then `accounts add ... --client-secret-stdin`)"
             )
         SECRETS.add(secret)
         return secret
@@ -173,11 +201,14 @@ class TokenService:
     def refresh_record(self, name: str) -> RefreshRecord:
         try:
             body = json.loads(self._status_path(name).read_text(encoding="utf-8"))
-            return RefreshRecord(**body)
+            record = RefreshRecord(**body)
         except FileNotFoundError:
             return RefreshRecord()
-        except (OSError, ValueError, TypeError):
+        except (OSError, ValueError, TypeError, RecursionError):
             return RefreshRecord()  # bookkeeping only: a damaged file is rebuilt on next write
+        if not _record_types_ok(record):
+            return RefreshRecord()
+        return record
 
     def _save_record(self, name: str, record: RefreshRecord) -> None:
         atomic_write(self._status_path(name), json.dumps(asdict(record)))
@@ -339,9 +370,10 @@ class TokenService:
         return AccountStatus(
             name=account.name,
             provider=account.provider,
-            store=account.store,
+            store=self.store_override.kind if self.store_override else account.store,
             state=state,
             access_expires_at=tokens.access_expires_at if tokens else None,
+            access_received_at=tokens.received_at if tokens else None,
             refresh_expires_at=tokens.refresh_expires_at if tokens else None,
             login_at=tokens.login_at if tokens else None,
             last_refresh_at=record.last_refresh_at,
@@ -349,6 +381,34 @@ class TokenService:
             last_error=error,
             now=now,
         )
+
+    def plans(self) -> list[AccountPlan]:
+        """Per account: the next refresh and the next expiry warning (schedule.py), read once."""
+        now = self.clock.now()
+        plans = []
+        for account in self.config.accounts():
+            try:
+                tokens = self.read_tokens(account)
+                provider = self.provider(account)
+            except TdguiError as exc:
+                plans.append(AccountPlan(account.name, None, None, None, False, False, str(exc)))
+                continue
+            record = self.refresh_record(account.name)
+            dead = tokens is not None and not tokens.refresh_valid(now) and not tokens.access_valid(now)
+            login_required = record.login_required or dead
+            plans.append(
+                AccountPlan(
+                    name=account.name,
+                    refresh_at=None
+                    if tokens is None or login_required
+                    else schedule.next_refresh_at(tokens, provider, self.lead),
+                    warning_at=schedule.next_warning_at(tokens, now) if tokens else None,
+                    refresh_expires_at=tokens.refresh_expires_at if tokens else None,
+                    has_tokens=tokens is not None,
+                    login_required=login_required,
+                )
+            )
+        return plans
 
     def next_refresh_at(self, name: str) -> float | None:
         account = self.account(name)

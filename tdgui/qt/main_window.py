@@ -114,8 +114,6 @@ class MainWindow(QMainWindow):
         self.accounts.setObjectName("accountList")
         self.accounts.setMinimumWidth(180)
         self.status_view = StatusView(service.clock, service.lead, self)
-        if service.store_override is not None:
-            self.status_view.store_override = str(getattr(service.store_override, "kind", "override"))
         self.welcome = self._build_welcome()
         self.stack = QStackedWidget(self)
         self.stack.addWidget(self.status_view)

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
 
 from PySide6.QtCore import QObject, Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QGuiApplication
 
 from tdgui.core import schedule
 from tdgui.core.clock import Clock
-from tdgui.core.errors import LoginRequired, TdguiError
-from tdgui.core.service import TokenService
+from tdgui.core.errors import LoginRequired
+from tdgui.core.service import AccountPlan, TokenService
 from tdgui.core.tokens import TokenSet
 from tdgui.qt.controller import error_text
 from tdgui.qt.format import fmt_duration, fmt_time
@@ -33,45 +32,6 @@ JUMP_TOLERANCE = 30.0
 
 KIND_EXPIRING = "expiring"
 KIND_EXPIRED = "expired"
-
-
-@dataclass(frozen=True)
-class AccountPlan:
-    """What the scheduler knows about one account, read in the background."""
-
-    name: str
-    refresh_at: float | None
-    warning_at: float | None
-    refresh_expires_at: float | None
-    has_tokens: bool
-    login_required: bool
-    error: str | None = None
-
-
-def compute_plan(service: TokenService, now: float) -> list[AccountPlan]:
-    """Worker thread: per account, the next refresh moment and the next warning moment."""
-    plans = []
-    for account in service.config.accounts():
-        name = account.name
-        try:
-            tokens: TokenSet | None = service.read_tokens(account)
-            refresh_at = service.next_refresh_at(name)
-            record = service.refresh_record(name)
-        except TdguiError as exc:
-            plans.append(AccountPlan(name, None, None, None, False, False, error_text(exc)))
-            continue
-        plans.append(
-            AccountPlan(
-                name=name,
-                refresh_at=refresh_at,
-                warning_at=schedule.next_warning_at(tokens, now) if tokens else None,
-                refresh_expires_at=tokens.refresh_expires_at if tokens else None,
-                has_tokens=tokens is not None,
-                login_required=record.login_required
-                or (tokens is not None and not tokens.refresh_valid(now) and not tokens.access_valid(now)),
-            )
-        )
-    return plans
 
 
 class RefreshScheduler(QObject):
@@ -139,10 +99,8 @@ class RefreshScheduler(QObject):
             self._plan_again = True
             return
         self._planning = True
-        service, now = self.service, self.clock.now()
-        run_in_background(
-            lambda: compute_plan(service, now), self._on_plan, self._on_plan_error, context=self
-        )
+        service = self.service
+        run_in_background(service.plans, self._on_plan, self._on_plan_error, context=self)
 
     @Slot(object)
     def _on_plan(self, plan: list[AccountPlan]) -> None:

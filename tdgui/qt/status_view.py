@@ -16,7 +16,6 @@ from PySide6.QtWidgets import (
 )
 
 from tdgui.core.clock import Clock
-from tdgui.core.providers import ACCESS_LIFETIME
 from tdgui.core.schedule import WARN_WINDOW, AccountState
 from tdgui.core.service import AccountStatus
 from tdgui.qt.format import fmt_duration, fmt_time
@@ -104,7 +103,6 @@ class StatusView(QWidget):
         self.status: AccountStatus | None = None
         self.busy = False
         #: Set when the service stores every account in one place (tests, self-test: "memory").
-        self.store_override: str | None = None
 
         self.title = QLabel(self)
         self.title.setStyleSheet("font-size: 16pt; font-weight: bold;")
@@ -209,7 +207,7 @@ class StatusView(QWidget):
             self.last_refresh.setText(
                 f"{fmt_time(status.last_refresh_at)}: failed: {status.last_error or ''}"
             )
-        self.store.setText(self.store_override or STORE_TEXT.get(status.store, status.store))
+        self.store.setText(STORE_TEXT.get(status.store, status.store))
         self.refresh_button.setEnabled(not self.busy and self._can_refresh())
 
     # -- countdowns -------------------------------------------------------------------------
@@ -219,10 +217,10 @@ class StatusView(QWidget):
         if status is None:
             return
         now = self.clock.now()
-        access_left = (status.access_expires_at or now) - now
-        self.access.show_expiry(
-            status.access_expires_at, max(float(ACCESS_LIFETIME), access_left), self.lead, now
-        )
+        access_total = 0.0
+        if status.access_expires_at is not None and status.access_received_at is not None:
+            access_total = status.access_expires_at - status.access_received_at
+        self.access.show_expiry(status.access_expires_at, access_total, self.lead, now)
         refresh_total = 0.0
         if status.refresh_expires_at is not None:
             start = status.login_at if status.login_at is not None else now
