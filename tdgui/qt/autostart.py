@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shlex
 import shutil
 import sys
 from pathlib import Path
@@ -28,14 +27,30 @@ def autostart_path() -> Path:
     return Path(base) / "autostart" / FILE_NAME
 
 
+_RESERVED = set(" \t\n\"'\\><~|&;$*?#()`%")
+
+
+def desktop_quote(arg: str) -> str:
+    """Quote one Exec argument per the Desktop Entry spec ("The Exec key"), not shell rules.
+
+    Inside double quotes `"`, backquote, `$` and backslash are backslash-escaped; then the
+    string-value rule doubles every backslash again, and `%` becomes `%%` (a field code).
+    """
+    if arg and not set(arg) & _RESERVED:
+        return arg
+    for char in ("\\", '"', "`", "$"):
+        arg = arg.replace(char, "\\" + char)
+    return f'"{arg}"'.replace("\\", "\\\\").replace("%", "%%")
+
+
 def launch_command() -> str:
     """The command that starts this app minimized (a frozen bundle runs its own executable)."""
     if getattr(sys, "frozen", False):
-        return f"{shlex.quote(sys.executable)} --minimized"
+        return f"{desktop_quote(sys.executable)} --minimized"
     installed = shutil.which("tdgui")
     if installed:
-        return f"{shlex.quote(installed)} --minimized"
-    return f"{shlex.quote(sys.executable)} -m tdgui --minimized"
+        return f"{desktop_quote(installed)} --minimized"
+    return f"{desktop_quote(sys.executable)} -m tdgui --minimized"
 
 
 def desktop_entry() -> str:

@@ -270,3 +270,30 @@ def test_self_test_names_the_failing_step(
     monkeypatch.setattr(selftest, "FILL_LOGIN", selftest.FILL_LOGIN.replace("value='demo';", "value='x';", 1))
     assert selftest.run_self_test(None) == 1
     assert capsys.readouterr().out.startswith("self-test failed at login: timed out")
+
+
+def test_autostart_exec_quoting_survives_odd_install_paths(tmp_path: Path) -> None:
+    """desktop-file-validate accepts the entry and a spec-following parser gets the path back."""
+    import subprocess
+
+    from tdgui.qt.autostart import desktop_quote
+
+    odd = '/opt/my apps/td"gui$x%y\\z/tdgui'
+    entry = tmp_path / "tdgui.desktop"
+    entry.write_text(
+        f"[Desktop Entry]\nType=Application\nName=tdgui\nExec={desktop_quote(odd)} --minimized\n"
+    )
+    result = subprocess.run(["desktop-file-validate", str(entry)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    value = entry.read_text().split("Exec=", 1)[1].split(" --minimized", 1)[0]
+    # Undo the three layers: string escapes, field codes, then the quoting rule.
+    unescaped = value.replace("\\\\", "\\").replace("%%", "%")
+    assert unescaped.startswith('"') and unescaped.endswith('"')
+    inner = unescaped[1:-1]
+    out, i = [], 0
+    while i < len(inner):
+        if inner[i] == "\\":
+            i += 1
+        out.append(inner[i])
+        i += 1
+    assert "".join(out) == odd
