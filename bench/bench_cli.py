@@ -9,7 +9,6 @@ import time
 from pathlib import Path
 
 from common import PYTHON, Result, alternate, isolated_config, median_and_spread, timed_process
-
 from tdgui.core.config import Account, Config, sandbox_account
 from tdgui.core.service import TokenService
 from tdgui.core.stores import open_store

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 import requests
-from sandbox_helpers import add_sandbox_account, config_dir, log_in, start_sandbox
 
 import tdgui
+from sandbox_helpers import add_sandbox_account, config_dir, log_in, start_sandbox
 from tdgui.api import Accounts, api
 from tdgui.cache import DiskCache, MemCache, SQLCache, TokenCache
 from tdgui.core.errors import ConfigError, LoginRequired, UsageError

@@ -26,8 +26,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sandbox_helpers import add_sandbox_account, config_dir, log_in, start_sandbox
 
+from sandbox_helpers import add_sandbox_account, config_dir, log_in, start_sandbox
 from tdgui import cli
 from tdgui.core.config import Account, Config, sandbox_account
 from tdgui.core.service import TokenService

@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sandbox_helpers import add_sandbox_account, log_in
 
+from sandbox_helpers import add_sandbox_account, log_in
 from tdgui.core.errors import LoginRequired, UsageError
 from tdgui.core.export import render
 from tdgui.core.service import TokenService
