@@ -11,7 +11,7 @@ from typing import Any
 
 from tdgui.core import paths, providers
 from tdgui.core.errors import ConfigError, UsageError
-from tdgui.core.fsutil import atomic_write, private_dir
+from tdgui.core.fsutil import FILE_MODE, atomic_write, private_dir
 from tdgui.core.providers import Provider
 
 ACCOUNTS_VERSION = 1
@@ -49,25 +49,17 @@ class Account:
 
     def validate(self) -> Account:
         if not ACCOUNT_NAME.match(self.name):
-            raise UsageError(
-                f"invalid account name {self.name!r}: use letters, digits, '.', '_' or '-'"
-            )
+            raise UsageError(f"invalid account name {self.name!r}: use letters, digits, '.', '_' or '-'")
         if self.provider not in providers.PROVIDER_NAMES:
             raise UsageError(
-                f"unknown provider {self.provider!r}: choose one of "
-                + ", ".join(providers.PROVIDER_NAMES)
+                f"unknown provider {self.provider!r}: choose one of " + ", ".join(providers.PROVIDER_NAMES)
             )
         if self.store not in STORE_KINDS:
-            raise UsageError(
-                f"unknown store {self.store!r}: choose one of {', '.join(STORE_KINDS)}"
-            )
+            raise UsageError(f"unknown store {self.store!r}: choose one of {', '.join(STORE_KINDS)}")
         if not self.client_id or any(c.isspace() for c in self.client_id):
             raise UsageError("the client id (app key) must be non-empty and contain no spaces")
         providers.check_callback_url(self.callback_url, self.provider)
-        if (
-            self.provider == "sandbox"
-            and (self.flavor or "schwab") not in providers.SANDBOX_FLAVORS
-        ):
+        if self.provider == "sandbox" and (self.flavor or "schwab") not in providers.SANDBOX_FLAVORS:
             raise UsageError("sandbox flavor must be schwab or tdameritrade")
         if self.provider == "custom":
             if not (self.authorize_url and self.token_url):
@@ -104,10 +96,13 @@ class Account:
 
     @classmethod
     def from_dict(cls, body: dict[str, Any]) -> Account:
+        if not isinstance(body, dict):
+            raise ConfigError("invalid account entry: not a JSON object")
         known = {f.name for f in fields(cls)}
         unknown = set(body) - known
         if unknown:
             raise ConfigError(f"unknown account fields: {', '.join(sorted(unknown))}")
+        _check_account_types(body)
         try:
             values = dict(body)
             values["scopes"] = tuple(body.get("scopes") or ())
@@ -117,6 +112,36 @@ class Account:
             raise ConfigError(f"invalid account entry: {exc}") from None
 
 
+def _check_account_types(body: dict[str, Any]) -> None:
+    """ConfigError unless every field has its JSON type (validate() and the stores assume it)."""
+
+    def bad(key: str, what: str) -> ConfigError:
+        return ConfigError(f"invalid account entry: {key} must be {what}")
+
+    for key in ("name", "provider", "client_id", "callback_url", "store"):
+        if key in body and not isinstance(body[key], str):
+            raise bad(key, "text")
+    for key in ("flavor", "sandbox_url", "authorize_url", "token_url", "auth_method"):
+        if body.get(key) is not None and not isinstance(body[key], str):
+            raise bad(key, "text or null")
+    if "pkce" in body and not isinstance(body["pkce"], bool):
+        raise bad("pkce", "true or false")
+    scopes = body.get("scopes")
+    if scopes is not None and not (isinstance(scopes, list) and all(isinstance(x, str) for x in scopes)):
+        raise bad("scopes", "a list of text")
+    exports = body.get("exports")
+    if exports is not None and not (
+        isinstance(exports, list)
+        and all(
+            isinstance(e, dict)
+            and set(e) == {"format", "path"}
+            and all(isinstance(v, str) for v in e.values())
+            for e in exports
+        )
+    ):
+        raise bad("exports", 'a list of {"format": ..., "path": ...}')
+
+
 def sandbox_ca_file(config_dir: Path) -> Path:
     """Where the sandbox keeps the CA that clients pin (see tdgui.sandbox.certs)."""
     return config_dir / "sandbox" / "ca.pem"
@@ -124,11 +149,7 @@ def sandbox_ca_file(config_dir: Path) -> Path:
 
 def sandbox_account(name: str, flavor: str = "schwab", sandbox_url: str | None = None) -> Account:
     """An account on the built-in sandbox with its demo app, ready to log in."""
-    client_id = (
-        providers.SANDBOX_SCHWAB_CLIENT_ID
-        if flavor == "schwab"
-        else providers.SANDBOX_TDA_CLIENT_ID
-    )
+    client_id = providers.SANDBOX_SCHWAB_CLIENT_ID if flavor == "schwab" else providers.SANDBOX_TDA_CLIENT_ID
     return Account(
         name=name,
         provider="sandbox",
@@ -150,8 +171,17 @@ class Settings:
 
     @classmethod
     def from_dict(cls, body: dict[str, Any]) -> Settings:
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in body.items() if k in known})
+        """Known fields of the right type; a wrong-typed preference falls back to its default."""
+        if not isinstance(body, dict):
+            raise ConfigError("invalid settings: not a JSON object")
+        defaults = cls()
+        return cls(
+            **{
+                f.name: body[f.name]
+                for f in fields(cls)
+                if f.name in body and type(body[f.name]) is type(getattr(defaults, f.name))
+            }
+        )
 
 
 @dataclass
@@ -174,24 +204,41 @@ class Config:
         from filelock import FileLock
 
         private_dir(self.directory)
-        return FileLock(str(self.directory / ".accounts.lock"), timeout=10)
+        # mode: 0600 whatever the umask, also for a lock file that exists already.
+        return FileLock(str(self.directory / ".accounts.lock"), timeout=10, mode=FILE_MODE)
 
     def load(self) -> ConfigFile:
         try:
             text = self.path.read_text(encoding="utf-8")
         except FileNotFoundError:
             return ConfigFile()
+        except UnicodeDecodeError:
+            raise ConfigError(f"{self.path} is damaged (not UTF-8 text); fix or remove it") from None
         except OSError as exc:
             raise ConfigError(f"cannot read {self.path}: {exc.strerror}") from None
         try:
             body = json.loads(text)
-            if not isinstance(body, dict) or body.get("version") != ACCOUNTS_VERSION:
+            version = body.get("version") if isinstance(body, dict) else None
+            if type(version) is not int or version != ACCOUNTS_VERSION:
                 raise ValueError("unknown version")
+            entries = body.get("accounts", [])
+            if not isinstance(entries, list):
+                raise ValueError("accounts is not a list")
             accounts = {}
-            for entry in body.get("accounts", []):
+            for entry in entries:
                 account = Account.from_dict(entry)
+                try:
+                    account.validate()
+                except ConfigError:
+                    raise
+                except UsageError as exc:
+                    raise ConfigError(
+                        f"{self.path}: account {account.name!r} is invalid ({exc}); fix or remove it"
+                    ) from None
                 accounts[account.name] = account
             settings = Settings.from_dict(body.get("settings", {}))
+        except RecursionError:
+            raise ConfigError(f"{self.path} is damaged (nested too deeply); fix or remove it") from None
         except (ValueError, TypeError, AttributeError) as exc:
             raise ConfigError(f"{self.path} is damaged ({exc}); fix or remove it") from None
         return ConfigFile(accounts=accounts, settings=settings)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 import string
 from dataclasses import dataclass
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import SplitResult, parse_qsl, urlsplit
 
 from tdgui.core.errors import AccessDenied, RedirectError
 from tdgui.core.providers import Provider
@@ -61,8 +61,16 @@ def begin_login(
     return PendingLogin(account, url, state, redirect_uri, verifier, now)
 
 
+def _split(url: str) -> SplitResult:
+    """urlsplit, with its ValueError (e.g. "https://[" is an unclosed IPv6 host) typed."""
+    try:
+        return urlsplit(url)
+    except ValueError:
+        raise RedirectError("the redirect URL cannot be read (malformed host)") from None
+
+
 def _origin_and_path(url: str) -> tuple[str, str, int | None, str]:
-    parts = urlsplit(url)
+    parts = _split(url)
     try:
         port = parts.port
     except ValueError:
@@ -92,7 +100,7 @@ def parse_redirect(pending: PendingLogin, redirect_url: str) -> str:
         raise RedirectError("no redirect URL was given")
     if any(ch.isspace() for ch in url):
         raise RedirectError("the redirect URL contains spaces; paste the whole address line")
-    parts = urlsplit(url)
+    parts = _split(url)
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise RedirectError("that is not a URL: paste the whole address the browser ended on")
     if "@" in parts.netloc:
@@ -105,9 +113,7 @@ def parse_redirect(pending: PendingLogin, redirect_url: str) -> str:
             f"{pending.redirect_uri}"
         )
     if got[3] != want[3]:
-        raise RedirectError(
-            f"the redirect path {got[3]!r} differs from the callback URL's path {want[3]!r}"
-        )
+        raise RedirectError(f"the redirect path {got[3]!r} differs from the callback URL's path {want[3]!r}")
     try:
         pairs = parse_qsl(parts.query, keep_blank_values=True, strict_parsing=False)
     except ValueError:
@@ -136,8 +142,6 @@ def parse_redirect(pending: PendingLogin, redirect_url: str) -> str:
     code = single("code")
     if not code:
         if "code=" in parts.fragment:
-            raise RedirectError(
-                "the code is in the URL fragment; this flow takes it from the query"
-            )
+            raise RedirectError("the code is in the URL fragment; this flow takes it from the query")
         raise RedirectError("the redirect carries no authorization code")
     return code

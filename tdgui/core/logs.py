@@ -11,7 +11,7 @@ from typing import Any
 from urllib.parse import quote
 
 from tdgui.core import paths
-from tdgui.core.fsutil import private_dir
+from tdgui.core.fsutil import FILE_MODE, private_dir
 
 MASK = "[secret]"
 #: Shorter strings are not treated as secrets (they would mask ordinary words).
@@ -71,6 +71,17 @@ class MaskSecretsFilter(logging.Filter):
         return True
 
 
+class _PrivateRotatingFileHandler(logging.handlers.RotatingFileHandler):
+    """Opens the log file 0600 whatever the umask: at start (fixing a pre-existing 0644 file)
+    and again after every rotation, where the stock handler creates a fresh file by umask."""
+
+    def _open(self) -> Any:
+        fd = os.open(self.baseFilename, os.O_WRONLY | os.O_APPEND | os.O_CREAT, FILE_MODE)
+        if os.name == "posix":
+            os.fchmod(fd, FILE_MODE)
+        return open(fd, self.mode, encoding=self.encoding, errors=self.errors)
+
+
 _configured = False
 
 
@@ -83,9 +94,7 @@ def setup_logging(level: str | int | None = None, *, to_stderr: bool = False) ->
     root.setLevel(chosen)
     if _configured:
         for handler in root.handlers:
-            if isinstance(handler, logging.StreamHandler) and not isinstance(
-                handler, logging.FileHandler
-            ):
+            if isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler):
                 handler.setLevel(chosen)
         return
     _configured = True
@@ -94,10 +103,7 @@ def setup_logging(level: str | int | None = None, *, to_stderr: bool = False) ->
     try:
         directory = private_dir(paths.log_dir())
         path = directory / "tdgui.log"
-        file_handler = logging.handlers.RotatingFileHandler(
-            path, maxBytes=1_000_000, backupCount=3, encoding="utf-8"
-        )
-        os.chmod(path, 0o600)
+        file_handler = _PrivateRotatingFileHandler(path, maxBytes=1_000_000, backupCount=3, encoding="utf-8")
         file_handler.setFormatter(formatter)
         file_handler.addFilter(mask)
         root.addHandler(file_handler)

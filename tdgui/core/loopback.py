@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import errno
 import http.server
+import socket
 import ssl
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 from urllib.parse import urlsplit
 
 from tdgui.core.errors import LoginFailed, UsageError
@@ -39,10 +41,33 @@ class _OneShotHandler(http.server.BaseHTTPRequestHandler):
         """The request line holds the code: never log it."""
 
 
+#: How long one connection may take to say what it wants (TLS handshake, request line).
+#: Connections are served one at a time: a browser preconnect or another local program that
+#: connects and stays silent must not hold up the redirect (or the timeout) for longer.
+CONNECTION_TIMEOUT = 5.0
+
+
 class _OneShotServer(http.server.HTTPServer):
     received: str | None = None
-    tls = False
+    tls_context: ssl.SSLContext | None = None
     callback_host = "127.0.0.1"
+    deadline = float("inf")
+
+    @property
+    def tls(self) -> bool:
+        return self.tls_context is not None
+
+    def get_request(self) -> tuple[socket.socket, Any]:
+        """Accept with a bounded time for the handshake and the request (never the wait's)."""
+        sock, address = self.socket.accept()
+        sock.settimeout(max(0.05, min(CONNECTION_TIMEOUT, self.deadline - time.monotonic())))
+        if self.tls_context is not None:
+            try:
+                sock = self.tls_context.wrap_socket(sock, server_side=True)
+            except BaseException:
+                sock.close()
+                raise
+        return sock, address
 
 
 class LoopbackListener:
@@ -73,13 +98,13 @@ class LoopbackListener:
                 raise UsageError("an https callback needs a certificate for 127.0.0.1")
             context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
             context.load_cert_chain(cert_file, key_file)
-            self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
-            self.server.tls = True
+            self.server.tls_context = context  # each connection's handshake: see get_request
         self.port = port
 
     def wait(self, timeout: float, cancel: threading.Event | None = None) -> str:
         """The URL of the one request received; LoginFailed after `timeout` s or on `cancel`."""
         deadline = time.monotonic() + timeout
+        self.server.deadline = deadline
         try:
             while self.server.received is None:
                 if cancel is not None and cancel.is_set():

@@ -61,7 +61,8 @@ def _retry_after(value: str | None) -> float | None:
 def _check_token_response(resp: requests.Response) -> requests.Response:
     """authlib compliance hook: turn every unusable answer into a typed error before parsing."""
     where = host_of(resp.url)
-    if resp.status_code >= 500:
+    # 429 Too Many Requests (RFC 6585 §4) is transient like a 5xx and may carry Retry-After.
+    if resp.status_code >= 500 or resp.status_code == 429:
         raise ProviderError(
             f"{where} answered HTTP {resp.status_code}; try again later",
             retry_after=_retry_after(resp.headers.get("Retry-After")),
@@ -123,9 +124,7 @@ class TokenClient:
         session.register_compliance_hook("refresh_token_response", _check_token_response)
         return session
 
-    def exchange_code(
-        self, code: str, redirect_uri: str, code_verifier: str | None
-    ) -> dict[str, Any]:
+    def exchange_code(self, code: str, redirect_uri: str, code_verifier: str | None) -> dict[str, Any]:
         """Authorization code → tokens (RFC 6749 §4.1.3). A rejected code raises LoginFailed."""
         extra: dict[str, str] = dict(self.provider.extra_token_params)
         if code_verifier:

@@ -22,7 +22,7 @@ from tdgui.core.errors import (
     TdguiError,
     UsageError,
 )
-from tdgui.core.fsutil import atomic_write, private_dir
+from tdgui.core.fsutil import FILE_MODE, atomic_write, private_dir
 from tdgui.core.logs import SECRETS
 from tdgui.core.providers import Provider
 from tdgui.core.stores.base import TokenStore
@@ -218,8 +218,11 @@ class TokenService:
         """Kernel lock (flock on POSIX): released by the kernel if the holder dies."""
         from filelock import FileLock, Timeout
 
+        # Every token write happens under this lock: keep the config dir itself 0700 too (a
+        # pre-existing 0755 one, or one a store created with its parents under a loose umask).
+        private_dir(self.directory)
         lock_dir = private_dir(self.directory / "locks")
-        lock = FileLock(str(lock_dir / f"{name}.lock"), timeout=LOCK_TIMEOUT)
+        lock = FileLock(str(lock_dir / f"{name}.lock"), timeout=LOCK_TIMEOUT, mode=FILE_MODE)
         try:
             with lock:
                 yield

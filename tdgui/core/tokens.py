@@ -102,6 +102,15 @@ class TokenSet:
 
         refresh_token: str | None
         refresh_expires_at: float | None
+        if (
+            previous is not None
+            and new_refresh == previous.refresh_token
+            and response.get("refresh_token_expires_in") is None
+        ):
+            # The same refresh token again (authlib copies the old one into a response that
+            # had none): it was not renewed, so it keeps its expiry. Counting its lifetime
+            # from now would hide TD Ameritrade's day-90 deadline and skip the renewal.
+            new_refresh = None
         if new_refresh is None:
             refresh_token = previous.refresh_token if previous else None
             refresh_expires_at = previous.refresh_expires_at if previous else None
