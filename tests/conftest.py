@@ -22,4 +22,8 @@ def isolated_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator
     monkeypatch.setenv("TD_LOG_DIR", str(tmp_path / "logs"))
     monkeypatch.delenv("TD_STORE_TOKENS", raising=False)
     monkeypatch.delenv("TD_SANDBOX_URL", raising=False)
+    # The process-wide "memory" store must not carry records from one test into the next.
+    import tdgui.core.stores
+
+    monkeypatch.setattr(tdgui.core.stores, "_shared_memory", None)
     yield config

@@ -13,11 +13,11 @@ from tdgui.core import paths, providers
 from tdgui.core.errors import ConfigError, UsageError
 from tdgui.core.fsutil import FILE_MODE, atomic_write, private_dir
 from tdgui.core.providers import Provider
+from tdgui.core.stores import STORE_KINDS
 
 ACCOUNTS_VERSION = 1
 ACCOUNT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 EXPORT_FORMATS = ("schwab-py", "tda-api", "json")
-STORE_KINDS = ("keyring", "file", "memory", "sql")
 
 
 @dataclass(frozen=True)

@@ -16,8 +16,9 @@ from PySide6.QtWidgets import (
 )
 
 from tdgui.core import providers
-from tdgui.core.config import STORE_KINDS, Account
+from tdgui.core.config import Account
 from tdgui.core.errors import UsageError
+from tdgui.core.stores import STORE_KINDS
 
 PROVIDER_LABELS = {
     "schwab": "Charles Schwab (Trader API)",
