@@ -5,7 +5,10 @@ from __future__ import annotations
 from enum import Enum
 
 from tdgui.core.providers import Provider
-from tdgui.core.tokens import TokenSet
+from tdgui.core.tokens import TokenSet, TokenTimes
+
+#: Schedules are computed from the times alone; a full TokenSet works too.
+Times = TokenSet | TokenTimes
 
 #: Access tokens are refreshed this long before they expire (DESIGN.md §5).
 DEFAULT_LEAD = 300.0
@@ -23,21 +26,21 @@ class AccountState(Enum):
     ERROR = "error"
 
 
-def renewal_due(tokens: TokenSet, provider: Provider, now: float) -> bool:
+def renewal_due(tokens: Times, provider: Provider, now: float) -> bool:
     if not provider.renews_refresh_token or tokens.refresh_expires_at is None:
         return False
     return tokens.refresh_expires_at - now < RENEW_WINDOW
 
 
-def needs_refresh(tokens: TokenSet, provider: Provider, now: float, lead: float) -> bool:
+def needs_refresh(tokens: Times, provider: Provider, now: float, lead: float) -> bool:
     if not tokens.refresh_valid(now):
         return False
     return not tokens.access_valid(now, lead) or renewal_due(tokens, provider, now)
 
 
-def next_refresh_at(tokens: TokenSet, provider: Provider, lead: float) -> float | None:
+def next_refresh_at(tokens: Times, provider: Provider, lead: float) -> float | None:
     """The moment this account next needs a refresh; None when no refresh can help."""
-    if not tokens.refresh_token:
+    if not tokens.has_refresh_token:
         return None
     moments = [tokens.access_expires_at - lead]
     if provider.renews_refresh_token and tokens.refresh_expires_at is not None:
@@ -48,7 +51,7 @@ def next_refresh_at(tokens: TokenSet, provider: Provider, lead: float) -> float 
     return when
 
 
-def next_warning_at(tokens: TokenSet, now: float) -> float | None:
+def next_warning_at(tokens: Times, now: float) -> float | None:
     """The next moment the user should hear about the refresh token: 24 h before, and at death."""
     if tokens.refresh_expires_at is None:
         return None
@@ -59,7 +62,7 @@ def next_warning_at(tokens: TokenSet, now: float) -> float | None:
 
 
 def account_state(
-    tokens: TokenSet | None,
+    tokens: Times | None,
     provider: Provider,
     now: float,
     lead: float,
@@ -68,7 +71,7 @@ def account_state(
     last_error: str | None = None,
 ) -> AccountState:
     if tokens is None or login_required or not tokens.refresh_valid(now):
-        if tokens is not None and not tokens.refresh_token and tokens.access_valid(now):
+        if tokens is not None and not tokens.has_refresh_token and tokens.access_valid(now):
             return AccountState.VALID  # a provider without refresh tokens: valid until expiry
         return AccountState.LOGIN_REQUIRED
     if last_error and not tokens.access_valid(now):

@@ -7,7 +7,7 @@ import logging
 import math
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -26,7 +26,7 @@ from tdgui.core.fsutil import FILE_MODE, atomic_write, private_dir
 from tdgui.core.logs import SECRETS
 from tdgui.core.providers import Provider
 from tdgui.core.stores.base import TokenStore
-from tdgui.core.tokens import TokenSet
+from tdgui.core.tokens import TokenSet, TokenTimes
 
 if TYPE_CHECKING:
     from tdgui.core.oauth import TokenClient
@@ -45,6 +45,20 @@ class RefreshRecord:
     last_refresh_ok: bool | None = None
     last_error: str | None = None
     login_required: bool = False
+    #: A copy of the stored tokens' times (no token): status and the scheduler read this
+    #: instead of the keyring, saving a D-Bus round trip (and any unlock prompt) per account.
+    times: TokenTimes | None = None
+
+
+def _times_ok(body: object) -> bool:
+    if not isinstance(body, dict) or set(body) != {f.name for f in fields(TokenTimes)}:
+        return False
+    numbers = [body["access_expires_at"], body["access_received_at"], body["login_at"]]
+    if body["refresh_expires_at"] is not None:
+        numbers.append(body["refresh_expires_at"])
+    return all(type(n) in (int, float) and math.isfinite(n) for n in numbers) and (
+        type(body["has_refresh_token"]) is bool
+    )
 
 
 def _record_types_ok(record: RefreshRecord) -> bool:
@@ -201,7 +215,12 @@ class TokenService:
     def refresh_record(self, name: str) -> RefreshRecord:
         try:
             body = json.loads(self._status_path(name).read_text(encoding="utf-8"))
-            record = RefreshRecord(**body)
+            if not isinstance(body, dict):
+                return RefreshRecord()
+            times = body.pop("times", None)
+            if times is not None and not _times_ok(times):
+                times = None
+            record = RefreshRecord(**body, times=TokenTimes(**times) if times else None)
         except FileNotFoundError:
             return RefreshRecord()
         except (OSError, ValueError, TypeError, RecursionError):
@@ -256,7 +275,7 @@ class TokenService:
             self._write_tokens(account, tokens)
             self._save_record(
                 account.name,
-                RefreshRecord(last_refresh_at=tokens.received_at, last_refresh_ok=True),
+                RefreshRecord(last_refresh_at=tokens.received_at, last_refresh_ok=True, times=tokens.times()),
             )
         log.info("logged in to %s (%s)", account.name, provider.name)
         return tokens
@@ -327,7 +346,10 @@ class TokenService:
                 raise
             tokens = TokenSet.from_response(response, provider, self.clock.now(), previous=current)
             self._write_tokens(account, tokens)
-            self._save_record(name, RefreshRecord(last_refresh_at=tokens.received_at, last_refresh_ok=True))
+            self._save_record(
+                name,
+                RefreshRecord(last_refresh_at=tokens.received_at, last_refresh_ok=True, times=tokens.times()),
+            )
             log.info("refreshed %s", name)
             return tokens
 
@@ -340,6 +362,7 @@ class TokenService:
                 last_refresh_ok=False,
                 last_error=error,
                 login_required=login_required or previous.login_required,
+                times=previous.times,
             ),
         )
 
@@ -357,7 +380,7 @@ class TokenService:
         provider = self.provider(account)
         error = record.last_error if record.last_refresh_ok is False else None
         try:
-            tokens = self.read_tokens(account)
+            tokens = self._times(account, record)
         except (StoreUnavailable, StoredDataError) as exc:
             tokens, error = None, str(exc)
             state = schedule.AccountState.ERROR
@@ -376,7 +399,7 @@ class TokenService:
             store=self.store_override.kind if self.store_override else account.store,
             state=state,
             access_expires_at=tokens.access_expires_at if tokens else None,
-            access_received_at=tokens.received_at if tokens else None,
+            access_received_at=tokens.access_received_at if tokens else None,
             refresh_expires_at=tokens.refresh_expires_at if tokens else None,
             login_at=tokens.login_at if tokens else None,
             last_refresh_at=record.last_refresh_at,
@@ -390,13 +413,13 @@ class TokenService:
         now = self.clock.now()
         plans = []
         for account in self.config.accounts():
+            record = self.refresh_record(account.name)
             try:
-                tokens = self.read_tokens(account)
+                tokens = self._times(account, record)
                 provider = self.provider(account)
             except TdguiError as exc:
                 plans.append(AccountPlan(account.name, None, None, None, False, False, str(exc)))
                 continue
-            record = self.refresh_record(account.name)
             dead = tokens is not None and not tokens.refresh_valid(now) and not tokens.access_valid(now)
             login_required = record.login_required or dead
             plans.append(
@@ -415,10 +438,22 @@ class TokenService:
 
     def next_refresh_at(self, name: str) -> float | None:
         account = self.account(name)
-        tokens = self.read_tokens(account)
-        if tokens is None or self.refresh_record(name).login_required:
+        record = self.refresh_record(name)
+        tokens = self._times(account, record)
+        if tokens is None or record.login_required:
             return None
         return schedule.next_refresh_at(tokens, self.provider(account), self.lead)
+
+    def _times(self, account: Account, record: RefreshRecord) -> TokenTimes | None:
+        """Token times from the status record when the tokens live in a durable store.
+
+        A memory store (or a store given to this service object) is per process, so the
+        record on disk may describe tokens this process does not have: read the store then.
+        """
+        if self.store_override is None and account.store != "memory" and record.times is not None:
+            return record.times
+        tokens = self.read_tokens(account)
+        return tokens.times() if tokens else None
 
     # -- logout / exports -----------------------------------------------------------------
     def logout(self, name: str) -> None:

@@ -14,6 +14,28 @@ FORMAT_VERSION = 1
 
 
 @dataclass(frozen=True)
+class TokenTimes:
+    """The non-secret part of a TokenSet: what status and scheduling need, no token in it."""
+
+    access_expires_at: float
+    access_received_at: float
+    refresh_expires_at: float | None
+    login_at: float
+    has_refresh_token: bool
+
+    def access_valid(self, now: float, lead: float = 0.0) -> bool:
+        return self.access_expires_at - now > lead
+
+    def refresh_valid(self, now: float) -> bool:
+        if not self.has_refresh_token:
+            return False
+        return self.refresh_expires_at is None or self.refresh_expires_at > now
+
+    def refresh_remaining(self, now: float) -> float | None:
+        return None if self.refresh_expires_at is None else self.refresh_expires_at - now
+
+
+@dataclass(frozen=True)
 class TokenSet:
     access_token: str
     access_expires_at: float
@@ -27,6 +49,19 @@ class TokenSet:
     scope: str | None = None
     #: The provider's last token response as received (minus nothing: it is stored as secret).
     response: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def has_refresh_token(self) -> bool:
+        return bool(self.refresh_token)
+
+    def times(self) -> TokenTimes:
+        return TokenTimes(
+            access_expires_at=self.access_expires_at,
+            access_received_at=self.received_at,
+            refresh_expires_at=self.refresh_expires_at,
+            login_at=self.login_at,
+            has_refresh_token=self.has_refresh_token,
+        )
 
     def access_remaining(self, now: float) -> float:
         return self.access_expires_at - now

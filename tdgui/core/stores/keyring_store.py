@@ -31,6 +31,9 @@ CHUNK_UNITS = 1200
 MAX_CHUNKS = 9999
 
 #: A record that starts with this is a chunk header, written last (see KeyringStore.write).
+#: Per keyring call. A store operation makes a quick probe first, so one hung call is
+#: reported within 3 s in all (DESIGN.md §5: "clear error within 3 s").
+CALL_TIMEOUT = 2.5
 HEADER_PREFIX = "tdgui-chunks:"
 # Used with fullmatch: "$" would also accept a trailing newline.
 _HEADER_V1 = re.compile(
@@ -186,7 +189,7 @@ class KeyringStore(TokenStore):
     _locks: dict[tuple[str, str], threading.Lock] = {}
     _locks_guard = threading.Lock()
 
-    def __init__(self, service: str = "tdgui", timeout: float = 3.0) -> None:
+    def __init__(self, service: str = "tdgui", timeout: float = CALL_TIMEOUT) -> None:
         if not service:
             raise UsageError("the keyring service name must not be empty")
         self.service = service
