@@ -165,6 +165,7 @@ def test_dead_grant_means_login_required_after_one_request(
         service.refresh("demo", force=True)
     assert server.stats()["token_requests"] - requests_before == 1
     assert service.status("demo").state is AccountState.LOGIN_REQUIRED
+
     assert service.status("other").state is AccountState.VALID
     assert stored_digest(store, "other") == other_before
     assert (config_dir() / "accounts.json").read_bytes() == config_before
@@ -233,3 +234,26 @@ def test_logout_and_remove(server: SandboxServer, store: MemoryStore) -> None:
         service.get_token("demo")
     service.remove_account("demo")
     assert Config().accounts() == []
+
+
+def test_a_refused_grant_is_not_asked_again_until_a_new_login(
+    server: SandboxServer, store: MemoryStore
+) -> None:
+    import time
+
+    add_sandbox_account(server)
+    clock = ManualClock(start=time.time())
+    service = service_for(store, clock)
+    log_in(service, "demo")
+    server.set_fault("invalid_grant", count=5)
+    clock.advance(1800)
+    before = server.stats()["token_requests"]
+    for _ in range(3):
+        with pytest.raises(LoginRequired):
+            service.get_token("demo")
+    assert server.stats()["token_requests"] - before == 1
+    server.clear_faults()
+    log_in(service, "demo")
+    assert service.status("demo").state is AccountState.VALID
+    clock.advance(1800)
+    assert service.get_token("demo").access_token

@@ -334,6 +334,10 @@ class TokenService:
             if not current.refresh_valid(now) or current.refresh_token is None:
                 self._mark_failed(name, "the refresh token has expired", login_required=True)
                 raise LoginRequired(f"the refresh token of {name!r} has expired: log in again")
+            if not force and self.refresh_record(name).login_required:
+                # The provider already refused this grant: asking again with the same dead
+                # refresh token only adds failed requests (`refresh --force` still tries).
+                raise LoginRequired(f"{name!r} needs a new login (the provider refused the refresh)")
             client = self.token_client(account, provider)
             renew = schedule.renewal_due(current, provider, now)
             try:
