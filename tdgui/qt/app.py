@@ -32,8 +32,9 @@ def _qt_message_handler(mode: object, context: object, message: str) -> None:
 
 def run_gui(*, minimized: bool = False) -> int:
     """The desktop app. A second launch activates the first one and returns 0."""
+    # No Qt WebEngine in this process: the login view runs in a child (tdgui.qt.login_process)
+    # that takes Chromium's memory with it when it exits. The child inherits this environment.
     prepare_environment()
-    import PySide6.QtWebEngineWidgets  # noqa: F401 - must come before the QApplication
     from PySide6.QtCore import QCoreApplication, QEvent, qInstallMessageHandler
     from PySide6.QtWidgets import QApplication, QMessageBox
 
@@ -70,6 +71,6 @@ def run_gui(*, minimized: bool = False) -> int:
     code = app.exec()
     shell.shutdown()
     guard.close()
-    # Run the pending deleteLater()s (a login window's web engine) before Qt goes down.
+    # Run the pending deleteLater()s (login processes, dialogs) before Qt goes down.
     QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
     return int(code)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal, Slot
 from PySide6.QtWidgets import QWidget
@@ -14,7 +15,8 @@ from tdgui.core.schedule import AccountState
 from tdgui.core.service import AccountStatus, TokenService
 from tdgui.core.tokens import TokenSet
 from tdgui.qt.format import fmt_time
-from tdgui.qt.login import DEFAULT_LOGIN_TIMEOUT, LoginResult, LoginWindow
+from tdgui.qt.login_common import DEFAULT_LOGIN_TIMEOUT, LoginResult
+from tdgui.qt.login_process import LoginProcess
 from tdgui.qt.worker import run_in_background
 
 log = logging.getLogger("tdgui.qt.controller")
@@ -49,6 +51,8 @@ class Controller(QObject):
     refresh_started = Signal(str)
     #: name, ok, message
     refresh_finished = Signal(str, bool, str)
+    #: account name: a login (its own process) was started
+    login_started = Signal(str)
     login_finished = Signal(object)
     #: ok, message (add / edit / remove account)
     account_saved = Signal(bool, str)
@@ -67,7 +71,10 @@ class Controller(QObject):
         self.load_error: str | None = None
         self.loaded = False
         self.refreshing: set[str] = set()
-        self.login_windows: dict[str, LoginWindow] = {}
+        #: one login (a child process hosting the web view) per account
+        self.login_windows: dict[str, LoginProcess] = {}
+        #: sandbox only (tests, self-test): the login child fills demo/demo and allows
+        self.login_autofill_sandbox = False
         self._reload_running = False
         self._reload_again = False
 
@@ -139,34 +146,42 @@ class Controller(QObject):
         self.reload()
 
     # -- login ------------------------------------------------------------------------------
-    def open_login(self, name: str) -> LoginWindow:
-        """Open (or raise) the login window of an account."""
+    def open_login(
+        self, name: str, *, autofill_sandbox: bool | None = None, screenshot: Path | None = None
+    ) -> LoginProcess:
+        """Open (or raise) the login window of an account; it runs in its own process."""
         current = self.login_windows.get(name)
         if current is not None and current.result is None:
-            current.show()
-            current.raise_()
-            current.activateWindow()
+            current.bring_to_front()
             return current
         if current is not None:
             current.close()
             current.deleteLater()
-        window = LoginWindow(self.service, name, timeout=self.login_timeout)
+        window = LoginProcess(
+            self.service,
+            name,
+            timeout=self.login_timeout,
+            autofill_sandbox=self.login_autofill_sandbox if autofill_sandbox is None else autofill_sandbox,
+            screenshot=screenshot,
+            parent=self,
+        )
         window.finished.connect(self._on_login_finished)
         self.login_windows[name] = window
         window.start()
+        self.login_started.emit(name)
         return window
 
     @Slot(object)
     def _on_login_finished(self, result: LoginResult) -> None:
         window = self.login_windows.get(result.account)
-        if result.ok and window is not None:
-            window.close()  # success is shown in the main window; failures stay readable here
+        if window is not None:
+            window.close()  # the child has ended (or is ending); the main window shows the result
         self.login_finished.emit(result)
         self.reload()
 
     def close_logins(self) -> None:
         for window in list(self.login_windows.values()):
-            window.close()
+            window.shutdown()
             window.deleteLater()
         self.login_windows.clear()
 

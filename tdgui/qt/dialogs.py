@@ -74,13 +74,28 @@ class SettingsDialog(QDialog):
 
 
 def web_engine_versions() -> tuple[str, str]:
-    """(Qt WebEngine version, Chromium version), or 'unavailable'."""
-    try:
-        from PySide6.QtWebEngineCore import qWebEngineChromiumVersion, qWebEngineVersion
+    """(Qt WebEngine version, Chromium version), or 'unavailable'.
 
-        return str(qWebEngineVersion()), str(qWebEngineChromiumVersion())
-    except ImportError:
+    The app never loads Qt WebEngine itself (the login view runs in a child process), so the
+    versions come from the last login child, or from the module if something else loaded it.
+    """
+    import importlib.util
+    import sys
+
+    module = sys.modules.get("PySide6.QtWebEngineCore")
+    if module is not None:
+        return str(module.qWebEngineVersion()), str(module.qWebEngineChromiumVersion())
+    from tdgui.qt import login_process
+
+    if login_process.ENGINE_VERSIONS is not None:
+        return login_process.ENGINE_VERSIONS
+    try:
+        found = importlib.util.find_spec("PySide6.QtWebEngineCore") is not None
+    except (ImportError, ValueError):
+        found = False
+    if not found:
         return "unavailable", "unavailable"
+    return "installed", "loaded only in the login window"
 
 
 def diagnostics(service: TokenService) -> str:

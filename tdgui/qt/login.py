@@ -1,4 +1,10 @@
-"""The login window: the provider's page in a locked-down web view; the callback is caught, never loaded."""
+"""The login window: the provider's page in a locked-down web view; the callback is caught, never loaded.
+
+Two modes. With a TokenService (tests, and formerly the app) the window prepares the login and
+exchanges the code itself. With a ready LoginSpec and no service (the login child process,
+tdgui.qt.login_child) it only shows the page and hands the caught callback URL on
+(`callback_received`); the parent process checks it and exchanges the code.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +12,6 @@ import hashlib
 import logging
 import threading
 import time
-from dataclasses import dataclass, field
-from enum import Enum
 from urllib.parse import urlsplit, urlunsplit
 
 from PySide6.QtCore import QObject, Qt, QTimer, QUrl, Signal, Slot
@@ -30,55 +34,38 @@ from PySide6.QtWidgets import (
 )
 
 from tdgui.core import flow
-from tdgui.core.errors import AccessDenied, ProviderError, TdguiError
+from tdgui.core.errors import TdguiError
 from tdgui.core.logs import SECRETS
-from tdgui.core.providers import Provider, host_of, is_loopback_host
+from tdgui.core.providers import host_of, is_loopback_host
 from tdgui.core.service import TokenService
 from tdgui.core.tokens import TokenSet
-from tdgui.qt.format import fmt_duration, fmt_time
+from tdgui.qt.format import fmt_duration
+from tdgui.qt.login_common import (
+    DEFAULT_LOGIN_TIMEOUT,
+    LoginOutcome,
+    LoginResult,
+    LoginSpec,
+    _Prepared,
+    error_outcome,
+    prepare,
+    success_message,
+)
 from tdgui.qt.worker import run_in_background
+
+__all__ = [
+    "DEFAULT_LOGIN_TIMEOUT",
+    "GuardedPage",
+    "LoginOutcome",
+    "LoginResult",
+    "LoginSpec",
+    "LoginWindow",
+    "display_url",
+]
 
 log = logging.getLogger("tdgui.qt.login")
 
-#: How long the login window waits for the user before giving up (10 minutes).
-DEFAULT_LOGIN_TIMEOUT = 600.0
 #: Chromium's net::ERR_ABORTED: a navigation this window stopped on purpose.
 _ERR_ABORTED = -3
-
-
-class LoginOutcome(Enum):
-    SUCCESS = "success"
-    CANCELLED = "cancelled"
-    CLOSED = "closed"
-    DENIED = "denied"
-    NETWORK = "network"
-    TIMEOUT = "timeout"
-    CERTIFICATE = "certificate"
-    FAILED = "failed"
-
-
-@dataclass(frozen=True)
-class LoginResult:
-    """How a login ended. `message` is for the user and never holds a secret."""
-
-    account: str
-    outcome: LoginOutcome
-    message: str
-    seconds: float
-    tokens: TokenSet | None = field(default=None, repr=False)
-
-    @property
-    def ok(self) -> bool:
-        return self.outcome is LoginOutcome.SUCCESS
-
-
-@dataclass(frozen=True)
-class _Prepared:
-    pending: flow.PendingLogin
-    provider: Provider
-    #: sandbox only: SHA-256 (hex) of the one leaf certificate this view accepts, and its host.
-    pinned_sha256: str | None
-    pinned_host: str | None
 
 
 def display_url(url: QUrl) -> str:
@@ -178,22 +165,35 @@ class LoginWindow(QWidget):
 
     finished = Signal(object)
     page_loaded = Signal(str)
+    #: spec mode only: the callback URL exactly as caught (holds the code: never log it).
+    callback_received = Signal(str)
+    #: spec mode only: the user asked for the system browser instead.
+    browser_requested = Signal()
     _open_in_browser = Signal(str)
 
     def __init__(
         self,
-        service: TokenService,
+        service: TokenService | None,
         name: str,
         *,
         timeout: float = DEFAULT_LOGIN_TIMEOUT,
+        spec: LoginSpec | None = None,
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent, Qt.WindowType.Window)
+        if service is None and spec is None:
+            raise ValueError("a LoginWindow needs a TokenService or a prepared LoginSpec")
         self.service = service
         self.name = name
-        self.timeout = timeout
+        self.timeout = spec.timeout if spec is not None and service is None else timeout
         self.result: LoginResult | None = None
+        #: in-process mode: the pending login (state, verifier); None in spec mode.
         self.prepared: _Prepared | None = None
+        #: what the view shows; given (spec mode) or built from `prepared`.
+        self.spec: LoginSpec | None = None
+        self._given_spec = spec if service is None else None
+        #: spec mode: the callback URL or the browser request was handed on; the window is done.
+        self.handed_off = False
         self.profile: QWebEngineProfile | None = None
         self.page: GuardedPage | None = None
         self.view: QWebEngineView | None = None
@@ -245,26 +245,41 @@ class LoginWindow(QWidget):
         self._timer.timeout.connect(self._on_timeout)
 
     # -- start ------------------------------------------------------------------------------
+    @property
+    def spec_mode(self) -> bool:
+        """True in the login child: no service here, the callback URL is handed on."""
+        return self.service is None
+
     def start(self) -> None:
         """Show the window and start the login (begin_login reads the keyring: off the GUI thread)."""
         self._started = time.monotonic()
         self._timer.start(max(1, int(self.timeout * 1000)))
-        self.message.setText("Preparing the login...")
         self.show()
+        if self._given_spec is not None:
+            self._load(self._given_spec)
+            return
+        self.message.setText("Preparing the login...")
         service, name = self.service, self.name
-        run_in_background(lambda: _prepare(service, name), self._on_prepared, self._on_error, context=self)
+        assert service is not None
+        run_in_background(lambda: prepare(service, name), self._on_prepared, self._on_error, context=self)
 
     @Slot(object)
     def _on_prepared(self, prepared: _Prepared) -> None:
         if self.result is not None:
             return
         self.prepared = prepared
-        self._build_engine(prepared)
-        self.message.setText(f"Log in on {host_of(prepared.pending.url)}'s page.")
-        assert self.page is not None
-        self.page.setUrl(QUrl(prepared.pending.url))
+        self._load(LoginSpec.from_prepared(self.name, prepared, self.timeout))
 
-    def _build_engine(self, prepared: _Prepared) -> None:
+    def _load(self, spec: LoginSpec) -> None:
+        if self.result is not None:
+            return
+        self.spec = spec
+        self._build_engine(spec)
+        self.message.setText(f"Log in on {host_of(spec.url)}'s page.")
+        assert self.page is not None
+        self.page.setUrl(QUrl(spec.url))
+
+    def _build_engine(self, spec: LoginSpec) -> None:
         # No storage name: off the record; cookies, cache and local storage stay in memory.
         profile = QWebEngineProfile()
         profile.setHttpCacheType(QWebEngineProfile.HttpCacheType.MemoryHttpCache)
@@ -273,10 +288,10 @@ class LoginWindow(QWidget):
         view = QWebEngineView(self)
         page = GuardedPage(
             profile,
-            redirect_uri=prepared.pending.redirect_uri,
-            allowed_hosts=prepared.provider.allowed_hosts,
-            pinned_sha256=prepared.pinned_sha256,
-            pinned_host=prepared.pinned_host,
+            redirect_uri=spec.redirect_uri,
+            allowed_hosts=spec.allowed_hosts,
+            pinned_sha256=spec.pinned_sha256,
+            pinned_host=spec.pinned_host,
             parent=view,
         )
         view.setPage(page)
@@ -328,7 +343,7 @@ class LoginWindow(QWidget):
 
     @Slot(QWebEngineLoadingInfo)
     def _on_loading_changed(self, info: QWebEngineLoadingInfo) -> None:
-        if self.result is not None or self._exchanging:
+        if self.result is not None or self._exchanging or self.handed_off:
             return
         status = info.status()
         if status == QWebEngineLoadingInfo.LoadStatus.LoadSucceededStatus:
@@ -367,7 +382,7 @@ class LoginWindow(QWidget):
         self.blocked.append(url)
         self.message.setText(
             f"Blocked a page on {host_of(url) or url}: the login window only visits "
-            f"{', '.join(self.prepared.provider.allowed_hosts) if self.prepared else 'the provider'}."
+            f"{', '.join(self.spec.allowed_hosts) if self.spec else 'the provider'}."
         )
 
     @Slot()
@@ -377,9 +392,18 @@ class LoginWindow(QWidget):
 
     @Slot(str)
     def _on_callback(self, url: str) -> None:
-        if self.result is not None or self.prepared is None:
+        if self.result is not None or self.spec is None or self.handed_off:
             return
         SECRETS.add(url)
+        if self.spec_mode:
+            # The parent process checks the state and exchanges the code; this window is done.
+            self.handed_off = True
+            self._timer.stop()
+            self.teardown_engine()
+            self.message.setText("Received the authorization; exchanging it for tokens...")
+            self.callback_received.emit(url)
+            return
+        assert self.prepared is not None
         self._exchanging = True
         self._timer.stop()
         self.progress.setRange(0, 0)
@@ -387,6 +411,7 @@ class LoginWindow(QWidget):
         self.browser_button.setEnabled(False)
         self.message.setText("Received the authorization; exchanging it for tokens...")
         service, pending = self.service, self.prepared.pending
+        assert service is not None
         run_in_background(
             lambda: service.finish_login(pending, url), self._on_tokens, self._on_error, context=self
         )
@@ -394,27 +419,14 @@ class LoginWindow(QWidget):
     # -- results ----------------------------------------------------------------------------
     @Slot(object)
     def _on_tokens(self, tokens: TokenSet) -> None:
-        parts = [f"Logged in to {self.name}. Access token valid until {fmt_time(tokens.access_expires_at)}"]
-        if tokens.refresh_expires_at is not None:
-            parts.append(f"refresh token until {fmt_time(tokens.refresh_expires_at)}")
-        self._finish(LoginOutcome.SUCCESS, "; ".join(parts) + ".", tokens)
+        self._finish(LoginOutcome.SUCCESS, success_message(self.name, tokens), tokens)
 
     @Slot(object)
     def _on_error(self, error: BaseException) -> None:
-        if isinstance(error, AccessDenied):
-            self._finish(
-                LoginOutcome.DENIED,
-                "Access was denied on the consent page, so no tokens were issued. Nothing was changed.",
-            )
-        elif isinstance(error, ProviderError):
-            self._finish(
-                LoginOutcome.NETWORK, f"The provider could not be reached: {error}. Nothing was changed."
-            )
-        elif isinstance(error, TdguiError):
-            self._finish(LoginOutcome.FAILED, f"The login failed: {error}")
-        else:
+        outcome, message = error_outcome(error)
+        if outcome is LoginOutcome.FAILED and not isinstance(error, TdguiError):
             log.error("login failed unexpectedly: %s", SECRETS.mask(repr(error)))
-            self._finish(LoginOutcome.FAILED, f"The login failed unexpectedly ({type(error).__name__}).")
+        self._finish(outcome, message)
 
     @Slot()
     def _on_timeout(self) -> None:
@@ -435,7 +447,7 @@ class LoginWindow(QWidget):
         self._finish(LoginOutcome.CANCELLED, "The login was cancelled. Nothing was changed.")
 
     def closeEvent(self, event: QCloseEvent) -> None:
-        if self.result is None and not self._exchanging:
+        if self.result is None and not self._exchanging and not self.handed_off:
             self._finish(
                 LoginOutcome.CLOSED,
                 "The login window was closed before the login finished. Nothing was changed.",
@@ -443,7 +455,7 @@ class LoginWindow(QWidget):
         super().closeEvent(event)
 
     def _finish(self, outcome: LoginOutcome, message: str, tokens: TokenSet | None = None) -> None:
-        if self.result is not None:
+        if self.result is not None or self.handed_off:
             return
         self._timer.stop()
         if self._browser_cancel is not None:
@@ -475,7 +487,7 @@ class LoginWindow(QWidget):
     # -- sandbox scripting (tests, self-test) ----------------------------------------------
     def run_sandbox_script(self, script: str) -> None:
         """Run JavaScript in the page: allowed for the local sandbox only, never a real broker's page."""
-        if self.prepared is None or self.prepared.provider.name != "sandbox" or self.page is None:
+        if self.spec is None or self.spec.provider != "sandbox" or self.page is None:
             raise RuntimeError("scripts run only in the sandbox's login page")
         self.page.runJavaScript(script)
 
@@ -483,7 +495,14 @@ class LoginWindow(QWidget):
     @Slot()
     def use_system_browser(self) -> None:
         """Switch to the system-browser login (loopback redirect, RFC 8252 §7.3)."""
-        if self.result is not None or self._exchanging:
+        if self.result is not None or self._exchanging or self.handed_off:
+            return
+        if self.spec_mode:
+            # The parent runs the loopback listener (it has the service); this process ends.
+            self.handed_off = True
+            self._timer.stop()
+            self.teardown_engine()
+            self.browser_requested.emit()
             return
         try:
             from tdgui.core.loopback import run_browser_login
@@ -503,6 +522,7 @@ class LoginWindow(QWidget):
         self._browser_cancel = cancel
         remaining = max(1.0, self.timeout - (time.monotonic() - self._started))
         service, name, opener = self.service, self.name, self._open_in_browser.emit
+        assert service is not None
         self._exchanging = True
         run_in_background(
             lambda: run_browser_login(service, name, opener, remaining, cancel),
@@ -522,15 +542,5 @@ class LoginWindow(QWidget):
             self.message.setText("Could not start a web browser; use the login window instead.")
 
 
-def _prepare(service: TokenService, name: str) -> _Prepared:
-    """Worker thread: build the authorization URL (reads the client secret) and the sandbox pin."""
-    account = service.account(name)
-    provider = service.provider(account)
-    pending = service.begin_login(name)
-    pinned_sha256 = pinned_host = None
-    if provider.name == "sandbox":
-        from tdgui.sandbox.certs import ensure_sandbox_certs, sandbox_state_dir
-
-        pinned_sha256 = ensure_sandbox_certs(sandbox_state_dir(service.directory)).leaf_sha256
-        pinned_host = host_of(provider.authorize_url).lower()
-    return _Prepared(pending, provider, pinned_sha256, pinned_host)
+#: Kept for callers of the old name.
+_prepare = prepare

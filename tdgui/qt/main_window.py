@@ -27,7 +27,7 @@ from tdgui.core.schedule import AccountState
 from tdgui.qt.account_dialog import AccountDialog
 from tdgui.qt.controller import LEVEL_ERROR, LEVEL_OK, LEVEL_WARN, Controller, error_text
 from tdgui.qt.icons import app_icon, level_icon
-from tdgui.qt.login import LoginResult
+from tdgui.qt.login_common import LoginResult
 from tdgui.qt.status_view import StatusView
 
 log = logging.getLogger("tdgui.qt.main")
@@ -277,6 +277,9 @@ class MainWindow(QMainWindow):
     @Slot(object)
     def _on_login_finished(self, result: LoginResult) -> None:
         self._messages[result.account] = (result.message, not result.ok)
+        if not result.ok:
+            # The login window (its own process) is gone: the outcome is shown here.
+            self.statusBar().showMessage(f"{result.account}: {result.message}", 30_000)
         if result.ok:
             self.select(result.account)
             if self.banner.account == result.account:

@@ -1,0 +1,427 @@
+"""One login in a short-lived child process that hosts the web view; the app never loads Chromium.
+
+The parent prepares the login (begin_login: keyring, state, PKCE verifier), starts
+`tdgui --login-child`, writes one JSON line (the LoginSpec: URL, callback, allowed hosts,
+sandbox pin; no secret, no verifier) to its stdin and reads one JSON line from its stdout. A
+caught callback URL comes back as it was caught; the state check, the code exchange and the
+store write happen here, in the parent. When the child exits, all of Chromium's memory goes
+with it. See tdgui.qt.login_child for the child's side of the protocol.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import threading
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QObject, QProcess, Qt, QTimer, QUrl, Signal, Slot
+from PySide6.QtGui import QCloseEvent, QDesktopServices
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+
+from tdgui.core import flow
+from tdgui.core.errors import TdguiError
+from tdgui.core.logs import SECRETS
+from tdgui.core.service import TokenService
+from tdgui.core.tokens import TokenSet
+from tdgui.qt.format import fmt_duration
+from tdgui.qt.login_common import (
+    DEFAULT_LOGIN_TIMEOUT,
+    LoginOutcome,
+    LoginResult,
+    LoginSpec,
+    _Prepared,
+    error_outcome,
+    prepare,
+    success_message,
+)
+from tdgui.qt.worker import run_in_background
+
+log = logging.getLogger("tdgui.qt.login_process")
+
+#: (Qt WebEngine, Chromium) versions as the last login child reported them (About dialog).
+ENGINE_VERSIONS: tuple[str, str] | None = None
+#: Outcomes a child may report besides "callback" and "browser".
+_CHILD_OUTCOMES = {
+    o.value: o
+    for o in (
+        LoginOutcome.CANCELLED,
+        LoginOutcome.CLOSED,
+        LoginOutcome.DENIED,
+        LoginOutcome.NETWORK,
+        LoginOutcome.TIMEOUT,
+        LoginOutcome.CERTIFICATE,
+        LoginOutcome.FAILED,
+    )
+}
+#: The child's own timer ends the login; the parent kills a child that overran it by this much.
+WATCHDOG_GRACE = 15.0
+#: How long a child asked to stop may take before it is killed.
+STOP_GRACE_MS = 3_000
+#: At most this much of the child's stderr is kept for the log.
+_STDERR_LIMIT = 64 * 1024
+
+
+def child_command() -> list[str]:
+    """The login child's command line: this same program (or bundle) with --login-child."""
+    if getattr(sys, "frozen", False):  # PyInstaller: the executable is tdgui itself
+        return [sys.executable, "--login-child"]
+    return [sys.executable, "-m", "tdgui", "--login-child"]
+
+
+class BrowserWaitWindow(QWidget):
+    """Shown while the system browser has the login (no web engine in here)."""
+
+    cancel_requested = Signal()
+
+    def __init__(self, name: str) -> None:
+        super().__init__(None, Qt.WindowType.Window)
+        self.setWindowTitle(f"Log in to {name} - tdgui")
+        self.message = QLabel(
+            "Finish the login in your web browser. tdgui waits for the redirect; "
+            "your browser may warn once about tdgui's local certificate.",
+            self,
+        )
+        self.message.setWordWrap(True)
+        self.cancel_button = QPushButton("Cancel", self)
+        self.cancel_button.clicked.connect(self.cancel_requested)
+        buttons = QHBoxLayout()
+        buttons.addStretch(1)
+        buttons.addWidget(self.cancel_button)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.message)
+        layout.addLayout(buttons)
+        self.resize(460, 120)
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        self.cancel_requested.emit()
+        super().closeEvent(event)
+
+
+class LoginProcess(QObject):
+    """One login for one account in a child process; emits `finished(LoginResult)` exactly once."""
+
+    finished = Signal(object)
+    #: the child process is running (its pid)
+    child_started = Signal(int)
+    #: the child process has exited (for whatever reason)
+    child_exited = Signal()
+    _open_in_browser = Signal(str)
+
+    def __init__(
+        self,
+        service: TokenService,
+        name: str,
+        *,
+        timeout: float = DEFAULT_LOGIN_TIMEOUT,
+        autofill_sandbox: bool = False,
+        autofill_consent: str = "allow",
+        screenshot: Path | None = None,
+        parent: QObject | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.service = service
+        self.name = name
+        self.timeout = timeout
+        self.autofill_sandbox = autofill_sandbox
+        self.autofill_consent = autofill_consent
+        self.screenshot = screenshot
+        self.result: LoginResult | None = None
+        self.process: QProcess | None = None
+        self.pid: int | None = None
+        self.child_outcome: str | None = None
+        self.browser_window: BrowserWaitWindow | None = None
+        self._pending: flow.PendingLogin | None = None
+        self._spec_line = b""
+        self._stdout = bytearray()
+        self._stderr = bytearray()
+        self._exchanging = False
+        self._browser_cancel: threading.Event | None = None
+        self._started = time.monotonic()
+        self._watchdog = QTimer(self)
+        self._watchdog.setSingleShot(True)
+        self._watchdog.timeout.connect(self._on_watchdog)
+        self._open_in_browser.connect(self._open_url)
+
+    # -- state ------------------------------------------------------------------------------
+    def is_running(self) -> bool:
+        """Is the child process (still) running?"""
+        proc = self.process
+        return proc is not None and proc.state() != QProcess.ProcessState.NotRunning
+
+    # -- start ------------------------------------------------------------------------------
+    def start(self) -> None:
+        """Prepare the login (keyring: off the GUI thread), then start the child with its spec."""
+        self._started = time.monotonic()
+        self._watchdog.start(max(1, int((self.timeout + WATCHDOG_GRACE) * 1000)))
+        service, name = self.service, self.name
+        run_in_background(lambda: prepare(service, name), self._on_prepared, self._on_error, context=self)
+
+    @Slot(object)
+    def _on_prepared(self, prepared: _Prepared) -> None:
+        if self.result is not None:
+            return
+        self._pending = prepared.pending
+        remaining = max(1.0, self.timeout - (time.monotonic() - self._started))
+        spec = replace(
+            LoginSpec.from_prepared(self.name, prepared, remaining),
+            autofill_sandbox=self.autofill_sandbox,
+            autofill_consent=self.autofill_consent,
+            screenshot=str(self.screenshot) if self.screenshot is not None else None,
+        )
+        self._spec_line = (spec.to_json() + "\n").encode("utf-8")
+        proc = QProcess(self)
+        proc.setProcessChannelMode(QProcess.ProcessChannelMode.SeparateChannels)
+        proc.started.connect(self._on_child_started)
+        proc.readyReadStandardOutput.connect(self._on_stdout)
+        proc.readyReadStandardError.connect(self._on_stderr)
+        proc.finished.connect(self._on_child_finished)
+        proc.errorOccurred.connect(self._on_child_error)
+        self.process = proc
+        program, *arguments = child_command()
+        log.info("starting the login window process for %s", self.name)
+        proc.start(program, arguments)  # the environment is inherited
+
+    @Slot()
+    def _on_child_started(self) -> None:
+        proc = self.process
+        if proc is None:
+            return
+        self.pid = int(proc.processId())
+        proc.write(self._spec_line)
+        self._spec_line = b""
+        if self.result is not None:  # cancelled while it started
+            self._stop_child()
+        self.child_started.emit(self.pid)
+
+    # -- the child's output -----------------------------------------------------------------
+    @Slot()
+    def _on_stdout(self) -> None:
+        proc = self.process
+        if proc is None:
+            return
+        self._stdout += bytes(proc.readAllStandardOutput().data())
+        while b"\n" in self._stdout and self.child_outcome is None:
+            line, _, rest = bytes(self._stdout).partition(b"\n")
+            self._stdout = bytearray(rest)
+            self._on_child_line(line)
+
+    @Slot()
+    def _on_stderr(self) -> None:
+        proc = self.process
+        if proc is None:
+            return
+        data = bytes(proc.readAllStandardError().data())
+        room = _STDERR_LIMIT - len(self._stderr)
+        if room > 0:
+            self._stderr += data[:room]
+
+    def _on_child_line(self, line: bytes) -> None:
+        try:
+            data = json.loads(line.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError):
+            log.debug("ignored a line from the login child that is not JSON (%d bytes)", len(line))
+            return
+        if not isinstance(data, dict) or not isinstance(data.get("outcome"), str):
+            log.debug("ignored a JSON line from the login child without an outcome")
+            return
+        self.child_outcome = str(data["outcome"])
+        self._remember_engine(data.get("engine"))
+        self._on_child_result(self.child_outcome, data)
+
+    @staticmethod
+    def _remember_engine(engine: Any) -> None:
+        global ENGINE_VERSIONS
+        if isinstance(engine, list) and len(engine) == 2:
+            ENGINE_VERSIONS = (str(engine[0]), str(engine[1]))
+
+    def _on_child_result(self, outcome: str, data: dict[str, Any]) -> None:
+        message = SECRETS.mask(str(data.get("message") or ""))
+        if outcome == "callback":
+            url = data.get("url")
+            if not isinstance(url, str) or self._pending is None:
+                self._finish(LoginOutcome.FAILED, "The login window sent a malformed result.")
+                return
+            SECRETS.add(url)
+            self._on_callback(url)
+        elif outcome == "browser":
+            self.use_system_browser()
+        elif outcome in _CHILD_OUTCOMES:
+            self._finish(_CHILD_OUTCOMES[outcome], message or "The login did not complete.")
+        else:
+            self._finish(LoginOutcome.FAILED, f"The login window reported an unknown result ({outcome!r}).")
+
+    def _on_callback(self, url: str) -> None:
+        if self.result is not None or self._pending is None:
+            return
+        self._exchanging = True
+        self._watchdog.stop()
+        service, pending = self.service, self._pending
+        run_in_background(
+            lambda: service.finish_login(pending, url), self._on_tokens, self._on_error, context=self
+        )
+
+    @Slot(int, QProcess.ExitStatus)
+    def _on_child_finished(self, code: int, status: QProcess.ExitStatus) -> None:
+        self._on_stdout()
+        self._log_stderr()
+        crashed = status == QProcess.ExitStatus.CrashExit
+        log.info("the login window process ended (%s)", "crashed" if crashed else f"exit code {code}")
+        if self.child_outcome is None and self.result is None:
+            how = "crashed" if crashed else f"exited with code {code}"
+            self._finish(
+                LoginOutcome.FAILED,
+                f"The login window stopped unexpectedly ({how}) before the login finished. "
+                "Nothing was changed; see the log for details.",
+            )
+        self.child_exited.emit()
+
+    @Slot(QProcess.ProcessError)
+    def _on_child_error(self, error: QProcess.ProcessError) -> None:
+        if error != QProcess.ProcessError.FailedToStart:
+            return  # a crash also ends in finished()
+        proc = self.process
+        reason = proc.errorString() if proc is not None else "unknown error"
+        log.error("could not start the login window process: %s", reason)
+        self._finish(LoginOutcome.FAILED, f"Could not start the login window: {reason}.")
+        self.child_exited.emit()
+
+    def _log_stderr(self) -> None:
+        if not self._stderr:
+            return
+        text = SECRETS.mask(bytes(self._stderr).decode("utf-8", "replace"))
+        self._stderr.clear()
+        for line in text.splitlines():
+            if line.strip():
+                log.debug("login child: %s", line)
+
+    # -- results ----------------------------------------------------------------------------
+    @Slot(object)
+    def _on_tokens(self, tokens: TokenSet) -> None:
+        self._exchanging = False
+        self._finish(LoginOutcome.SUCCESS, success_message(self.name, tokens), tokens)
+
+    @Slot(object)
+    def _on_error(self, error: BaseException) -> None:
+        self._exchanging = False
+        outcome, message = error_outcome(error)
+        if outcome is LoginOutcome.FAILED and not isinstance(error, TdguiError):
+            log.error("login failed unexpectedly: %s", SECRETS.mask(repr(error)))
+        self._finish(outcome, message)
+
+    @Slot()
+    def _on_watchdog(self) -> None:
+        self._finish(
+            LoginOutcome.TIMEOUT,
+            f"No login was completed within {fmt_duration(self.timeout)}; the login was abandoned. "
+            "Nothing was changed.",
+        )
+
+    def _finish(self, outcome: LoginOutcome, message: str, tokens: TokenSet | None = None) -> None:
+        if self.result is not None:
+            return
+        self._watchdog.stop()
+        if self._browser_cancel is not None:
+            self._browser_cancel.set()
+        if self.browser_window is not None:
+            self.browser_window.cancel_requested.disconnect(self.cancel)
+            self.browser_window.close()
+            self.browser_window.deleteLater()
+            self.browser_window = None
+        self.result = LoginResult(self.name, outcome, message, time.monotonic() - self._started, tokens)
+        log.info("login to %s ended: %s", self.name, outcome.value)
+        self._stop_child()
+        self.finished.emit(self.result)
+
+    # -- control ----------------------------------------------------------------------------
+    def send_command(self, command: str) -> bool:
+        """A command line for the child (`cancel`, `close`, `raise`, `browser`); False if not running."""
+        proc = self.process
+        if not self.is_running() or proc is None or self.pid is None:
+            return False
+        proc.write(command.encode("ascii") + b"\n")
+        return True
+
+    def bring_to_front(self) -> None:
+        if self.browser_window is not None:
+            self.browser_window.show()
+            self.browser_window.raise_()
+            self.browser_window.activateWindow()
+        else:
+            self.send_command("raise")
+
+    # LoginWindow's names, so callers can treat both alike.
+    def show(self) -> None:
+        self.bring_to_front()
+
+    def cancel(self) -> None:
+        self._finish(LoginOutcome.CANCELLED, "The login was cancelled. Nothing was changed.")
+
+    def close(self) -> None:
+        """The login is abandoned (window closed, app quitting): CLOSED unless already decided."""
+        if not self._exchanging or self._browser_cancel is not None:
+            self._finish(
+                LoginOutcome.CLOSED,
+                "The login window was closed before the login finished. Nothing was changed.",
+            )
+        self._stop_child()
+
+    def shutdown(self, wait_ms: int = STOP_GRACE_MS) -> None:
+        """Close and wait (briefly, blocking) for the child to end; killed if it does not."""
+        self.close()
+        proc = self.process
+        if proc is not None and self.is_running() and not proc.waitForFinished(wait_ms):
+            proc.kill()
+            proc.waitForFinished(1_000)
+
+    def _stop_child(self) -> None:
+        """Ask the child to end (it tears its engine down and exits); kill it if it lingers."""
+        proc = self.process
+        if proc is None or not self.is_running():
+            return
+        if self.pid is not None:
+            proc.write(b"cancel\n")
+            proc.closeWriteChannel()
+        QTimer.singleShot(STOP_GRACE_MS, self, self._kill_child)
+
+    @Slot()
+    def _kill_child(self) -> None:
+        proc = self.process
+        if proc is not None and self.is_running():
+            log.warning("the login window process did not exit; killing it")
+            proc.kill()
+
+    # -- system browser ---------------------------------------------------------------------
+    @Slot()
+    def use_system_browser(self) -> None:
+        """The system-browser login (loopback redirect, RFC 8252 §7.3), run here in the parent."""
+        if self.result is not None or self._exchanging:
+            return
+        from tdgui.core.loopback import run_browser_login
+
+        self._watchdog.stop()
+        self._stop_child()
+        cancel = threading.Event()
+        self._browser_cancel = cancel
+        remaining = max(1.0, self.timeout - (time.monotonic() - self._started))
+        service, name, opener = self.service, self.name, self._open_in_browser.emit
+        self._exchanging = True
+        window = BrowserWaitWindow(name)
+        window.cancel_requested.connect(self.cancel)
+        self.browser_window = window
+        window.show()
+        run_in_background(
+            lambda: run_browser_login(service, name, opener, remaining, cancel),
+            self._on_tokens,
+            self._on_error,
+            context=self,
+        )
+
+    @Slot(str)
+    def _open_url(self, url: str) -> None:
+        if not QDesktopServices.openUrl(QUrl(url)) and self.browser_window is not None:
+            self.browser_window.message.setText("Could not start a web browser.")

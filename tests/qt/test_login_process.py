@@ -1,0 +1,348 @@
+"""The login in its own process: real child (`python -m tdgui --login-child`), real sandbox, real exchange."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import QObject, QUrl, Slot
+from PySide6.QtGui import QDesktopServices
+from pytestqt.qtbot import QtBot
+
+from tdgui.core.service import TokenService
+from tdgui.qt import login_process
+from tdgui.qt.login_common import LoginOutcome, LoginResult, LoginSpec
+from tdgui.qt.login_process import LoginProcess
+from tdgui.sandbox import SandboxServer
+
+from .test_login import FakeBrowser
+
+LOGIN_TIMEOUT_MS = 30_000
+
+
+def start_login(qtbot: QtBot, service: TokenService, name: str, **kw: object) -> LoginProcess:
+    login = LoginProcess(service, name, **kw)  # type: ignore[arg-type]
+    with qtbot.waitSignal(login.child_started, timeout=15_000):
+        login.start()
+    return login
+
+
+def wait_result(qtbot: QtBot, login: LoginProcess, timeout: int = LOGIN_TIMEOUT_MS) -> LoginResult:
+    if login.result is None:
+        with qtbot.waitSignal(login.finished, timeout=timeout):
+            pass
+    assert login.result is not None
+    return login.result
+
+
+def wait_child_gone(qtbot: QtBot, login: LoginProcess) -> None:
+    qtbot.waitUntil(lambda: not login.is_running(), timeout=10_000)
+    assert login.pid is not None
+    with pytest.raises(ProcessLookupError):
+        os.kill(login.pid, 0)
+
+
+def test_spec_round_trip() -> None:
+    spec = LoginSpec(
+        account="a",
+        url="https://h/authorize?x=1",
+        redirect_uri="https://127.0.0.1:8182/",
+        allowed_hosts=("h",),
+        provider="sandbox",
+        pinned_sha256="ab" * 32,
+        pinned_host="h",
+        timeout=12.0,
+        autofill_sandbox=True,
+        screenshot="/tmp/x.png",
+    )
+    assert LoginSpec.from_json(spec.to_json()) == spec
+    assert spec.is_sandbox
+    # A spec without a pin is never treated as the sandbox (no scripting on a real broker's page).
+    assert not LoginSpec.from_json(json.dumps({**json.loads(spec.to_json()), "pinned_host": None})).is_sandbox
+
+
+@pytest.mark.parametrize("flavor", ["schwab", "tdameritrade"])
+def test_full_login_through_the_child(
+    qtbot: QtBot,
+    service: TokenService,
+    sandbox: SandboxServer,
+    add_sandbox_account: Callable[..., str],
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    flavor: str,
+) -> None:
+    name = add_sandbox_account("demo", flavor)
+    caught: list[str] = []
+    real_finish = service.finish_login
+
+    def finish_login(pending: object, url: str) -> object:
+        caught.append(url)
+        return real_finish(pending, url)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(service, "finish_login", finish_login)
+    caplog.set_level(logging.DEBUG, logger="tdgui")
+    shot = tmp_path / "shots" / "login.png"
+    login = start_login(qtbot, service, name, autofill_sandbox=True, screenshot=shot)
+    result = wait_result(qtbot, login)
+    assert result.outcome is LoginOutcome.SUCCESS, result.message
+    assert "Logged in" in result.message
+    tokens = service.read_tokens(service.account(name))
+    assert tokens is not None and result.tokens is not None
+    assert tokens.access_token == result.tokens.access_token
+    assert sandbox.stats()["successful_code_exchanges"] == 1
+    assert shot.stat().st_size > 2_000
+    # The web engine went with the child.
+    wait_child_gone(qtbot, login)
+    assert login.child_outcome == "callback"
+    # The callback URL (the code) crossed the pipe exactly as caught and was never logged.
+    assert len(caught) == 1 and "code=" in caught[0]
+    code = caught[0].split("code=", 1)[1].split("&", 1)[0]
+    assert code and code not in caplog.text
+
+
+def test_cancel_stops_the_child(
+    qtbot: QtBot, service: TokenService, add_sandbox_account: Callable[..., str]
+) -> None:
+    name = add_sandbox_account()
+    login = start_login(qtbot, service, name)
+    with qtbot.waitSignal(login.finished, timeout=5_000) as blocker:
+        login.cancel()
+    assert blocker.args[0].outcome is LoginOutcome.CANCELLED
+    assert "cancelled" in blocker.args[0].message
+    wait_child_gone(qtbot, login)
+    assert service.read_tokens(service.account(name)) is None
+
+
+def test_child_window_closed(
+    qtbot: QtBot, service: TokenService, add_sandbox_account: Callable[..., str]
+) -> None:
+    name = add_sandbox_account()
+    login = start_login(qtbot, service, name)
+    assert login.send_command("close")  # as if the user closed the login window
+    result = wait_result(qtbot, login)
+    assert result.outcome is LoginOutcome.CLOSED, result.message
+    assert login.child_outcome == "closed"
+    wait_child_gone(qtbot, login)
+
+
+def test_child_killed_is_a_failure(
+    qtbot: QtBot, service: TokenService, add_sandbox_account: Callable[..., str]
+) -> None:
+    name = add_sandbox_account()
+    login = start_login(qtbot, service, name)
+    assert login.process is not None
+    login.process.kill()
+    result = wait_result(qtbot, login)
+    assert result.outcome is LoginOutcome.FAILED
+    assert "stopped unexpectedly (crashed)" in result.message
+
+
+@pytest.mark.parametrize(
+    ("script", "expected"),
+    [
+        ("import os, sys; sys.stdin.readline(); os.abort()", "crashed"),
+        ("import sys; sys.stdin.readline(); print('not json'); sys.exit(0)", "exited with code 0"),
+        ("import sys; sys.exit(7)", "exited with code 7"),
+    ],
+)
+def test_child_crash_or_garbage(
+    qtbot: QtBot,
+    service: TokenService,
+    add_sandbox_account: Callable[..., str],
+    monkeypatch: pytest.MonkeyPatch,
+    script: str,
+    expected: str,
+) -> None:
+    name = add_sandbox_account()
+    monkeypatch.setattr(login_process, "child_command", lambda: [sys.executable, "-c", script])
+    login = LoginProcess(service, name)
+    with qtbot.waitSignal(login.finished, timeout=15_000) as blocker:
+        login.start()
+    result = blocker.args[0]
+    assert result.outcome is LoginOutcome.FAILED
+    assert expected in result.message and "Nothing was changed" in result.message
+
+
+def test_child_cannot_start(
+    qtbot: QtBot,
+    service: TokenService,
+    add_sandbox_account: Callable[..., str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    name = add_sandbox_account()
+    monkeypatch.setattr(login_process, "child_command", lambda: [str(tmp_path / "no-such-program")])
+    login = LoginProcess(service, name)
+    with qtbot.waitSignal(login.finished, timeout=15_000) as blocker:
+        login.start()
+    assert blocker.args[0].outcome is LoginOutcome.FAILED
+    assert "Could not start the login window" in blocker.args[0].message
+
+
+def test_denied_consent(
+    qtbot: QtBot, service: TokenService, sandbox: SandboxServer, add_sandbox_account: Callable[..., str]
+) -> None:
+    name = add_sandbox_account()
+    login = start_login(qtbot, service, name, autofill_sandbox=True, autofill_consent="deny")
+    result = wait_result(qtbot, login)
+    assert result.outcome is LoginOutcome.DENIED, result.message
+    assert "denied" in result.message
+    assert service.read_tokens(service.account(name)) is None
+    assert sandbox.stats()["code_exchanges"] == 0
+    wait_child_gone(qtbot, login)
+
+
+def test_child_timeout(qtbot: QtBot, service: TokenService, add_sandbox_account: Callable[..., str]) -> None:
+    name = add_sandbox_account()
+    login = start_login(qtbot, service, name, timeout=2.0)
+    result = wait_result(qtbot, login, timeout=20_000)
+    assert result.outcome is LoginOutcome.TIMEOUT, result.message
+    assert login.child_outcome == "timeout"
+
+
+def test_sandbox_stopped_is_a_network_error(
+    qtbot: QtBot, service: TokenService, sandbox: SandboxServer, add_sandbox_account: Callable[..., str]
+) -> None:
+    name = add_sandbox_account()
+    sandbox.stop()
+    login = start_login(qtbot, service, name)
+    result = wait_result(qtbot, login)
+    assert result.outcome is LoginOutcome.NETWORK, result.message
+    assert "Could not load" in result.message
+
+
+def test_log_in_with_system_browser(
+    qtbot: QtBot, service: TokenService, sandbox: SandboxServer, add_sandbox_account: Callable[..., str]
+) -> None:
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", 8182))
+        except OSError:
+            pytest.skip("port 8182 (the sandbox callback) is in use")
+    name = add_sandbox_account()
+    browser = FakeBrowser(str(sandbox.certs.ca_file))
+    QDesktopServices.setUrlHandler("https", browser, "open")  # type: ignore[arg-type]
+    try:
+        login = start_login(qtbot, service, name)
+        assert login.send_command("browser")  # the "Log in with my browser instead" button
+        result = wait_result(qtbot, login)
+        assert result.outcome is LoginOutcome.SUCCESS, result.message
+        assert login.child_outcome == "browser"
+        assert len(browser.opened) == 1 and browser.opened[0].startswith(sandbox.base_url)
+        assert service.read_tokens(service.account(name)) is not None
+        assert login.browser_window is None
+        wait_child_gone(qtbot, login)
+    finally:
+        QDesktopServices.unsetUrlHandler("https")
+        for thread in browser.threads:
+            thread.join(10)
+
+
+def test_browser_login_cancelled(
+    qtbot: QtBot, service: TokenService, sandbox: SandboxServer, add_sandbox_account: Callable[..., str]
+) -> None:
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", 8182))
+        except OSError:
+            pytest.skip("port 8182 (the sandbox callback) is in use")
+    name = add_sandbox_account()
+    opened: list[str] = []
+
+    class Nowhere(QObject):
+        """A browser that never logs in."""
+
+        @Slot(QUrl)
+        def open(self, url: QUrl) -> None:
+            opened.append(url.toString())
+
+    browser = Nowhere()
+    QDesktopServices.setUrlHandler("https", browser, "open")  # type: ignore[arg-type]
+    try:
+        login = start_login(qtbot, service, name)
+        login.send_command("browser")
+        qtbot.waitUntil(lambda: login.browser_window is not None and bool(opened), timeout=15_000)
+        assert login.browser_window is not None
+        with qtbot.waitSignal(login.finished, timeout=5_000) as blocker:
+            login.browser_window.cancel_button.click()
+        assert blocker.args[0].outcome is LoginOutcome.CANCELLED
+        assert service.read_tokens(service.account(name)) is None
+    finally:
+        QDesktopServices.unsetUrlHandler("https")
+
+
+PARENT_SCRIPT = textwrap.dedent(
+    """
+    import json, os, sys
+    from pathlib import Path
+    from PySide6.QtCore import QEventLoop, QTimer
+    from PySide6.QtWidgets import QApplication
+    from tdgui.core.config import Config, Settings, sandbox_account
+    from tdgui.core.service import TokenService
+    from tdgui.core.stores.memory import MemoryStore
+    from tdgui.qt.app import prepare_environment
+    from tdgui.qt.shell import Shell
+
+    prepare_environment()
+    app = QApplication(sys.argv[:1])
+    app.setQuitOnLastWindowClosed(False)
+    config_dir = Path(os.environ["TD_CONFIG_DIR"])
+    service = TokenService(Config(config_dir), store_override=MemoryStore())
+    service.config.add_account(sandbox_account("p", "schwab", sandbox_url=sys.argv[1]))
+    shell = Shell(service, Settings(), use_tray=False, open_add_on_first_run=False, quit_app=lambda: None)
+    shell.controller.login_autofill_sandbox = True
+    shell.start(show=True)
+    results = []
+    loop = QEventLoop()
+    shell.controller.login_finished.connect(lambda r: (results.append(r), loop.quit()))
+    QTimer.singleShot(40_000, loop.quit)
+    shell.open_login("p")
+    loop.exec()
+    login = shell.controller.login_windows["p"]
+    if login.is_running():
+        wait = QEventLoop()
+        login.child_exited.connect(wait.quit)
+        QTimer.singleShot(10_000, wait.quit)
+        wait.exec()
+    engine = sorted(m for m in sys.modules if "WebEngine" in m)
+    print(json.dumps({
+        "ok": bool(results) and results[0].ok,
+        "message": results[0].message if results else "no result",
+        "child_running": login.is_running(),
+        "child_pid": login.pid,
+        "webengine_modules": engine,
+    }))
+    shell.shutdown()
+    """
+)
+
+
+def test_app_process_never_loads_the_web_engine(
+    sandbox: SandboxServer, isolated_config: Path, tmp_path: Path
+) -> None:
+    """The app (main window + a completed login) runs in a fresh process: it must not load Chromium."""
+    script = tmp_path / "parent.py"
+    script.write_text(PARENT_SCRIPT)
+    env = dict(os.environ, TD_CONFIG_DIR=str(isolated_config))
+    done = subprocess.run(
+        [sys.executable, str(script), sandbox.base_url], capture_output=True, text=True, timeout=90, env=env
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report["ok"], report["message"]
+    assert report["webengine_modules"] == []
+    assert not report["child_running"]
+    with pytest.raises(ProcessLookupError):
+        os.kill(int(report["child_pid"]), 0)
+    assert sandbox.stats()["successful_code_exchanges"] == 1
