@@ -254,8 +254,12 @@ def test_debris_of_a_killed_writer_is_cleaned_up(real: KeyringStore, monkeypatch
     # A recent unfinished write may belong to a live process: the next write keeps it...
     real.write("k/tokens", "next")
     assert len(items(real.service)) == 1 + 3 + 1
-    # ...until it is stale.
+    # ...until it is stale; a small record replacing a small one touches only its own entry
+    # (the common token write stays one D-Bus call), so the next chunked write collects it.
     monkeypatch.setattr(keyring_store, "_STALE_SECONDS", -1.0)
+    real.write("k/tokens", "later")
+    assert len(items(real.service)) == 1 + 3 + 1
+    real.write("k/tokens", "big " * 400)  # 1,600 characters: chunked, collects the debris
     real.write("k/tokens", "later")
     assert items(real.service) == ["k/tokens"]
     # A delete removes everything the journal names, stale or not.

@@ -197,6 +197,7 @@ class KeyringStore(TokenStore):
         # A keyring call that timed out and is still running in its worker: while it hangs,
         # later calls fail at once instead of piling up more hung threads.
         self._stuck: threading.Thread | None = None
+        self._resolved: keyring.backend.KeyringBackend | None = None
 
     # ------------------------------------------------------------------ TokenStore API
 
@@ -228,16 +229,24 @@ class KeyringStore(TokenStore):
         with self._key_lock(key):
             backend = self._backend()
             old = self._current_header(backend, key)
-            journal = self._read_journal(backend, key)
             now = int(time.time())
             if utf16_units(value) <= CHUNK_UNITS and not value.startswith(HEADER_PREFIX):
-                if old is not None:
-                    journal = self._write_journal(
-                        backend, key, journal, [_Pending("o", old.gen, old.count, now)]
-                    )
+                if old is None:
+                    # Small over small (the usual token record): one entry replaced in place.
+                    # Debris of an earlier killed chunked writer, if any, is still named by
+                    # the journal and goes at the next chunked write or delete().
+                    self._set(backend, key, value, secret=value)
+                    return
+                journal = self._write_journal(
+                    backend,
+                    key,
+                    self._read_journal(backend, key),
+                    [_Pending("o", old.gen, old.count, now)],
+                )
                 self._set(backend, key, value, secret=value)
                 self._collect_after_commit(backend, key, journal, live=None, superseded=old)
                 return
+            pending = self._read_journal(backend, key)
             chunks = split_chunks(value)
             if len(chunks) > MAX_CHUNKS:
                 raise UsageError(
@@ -249,7 +258,7 @@ class KeyringStore(TokenStore):
             if old is not None:
                 entries.append(_Pending("o", old.gen, old.count, now))
             # Journal first, so chunks of a writer killed before its header can be found again.
-            journal = self._write_journal(backend, key, journal, entries)
+            journal = self._write_journal(backend, key, pending, entries)
             for index, chunk in enumerate(chunks):
                 self._set(backend, _chunk_name(key, header.gen, index), chunk, secret=chunk)
             self._set(backend, key, header.text())  # the commit point
@@ -280,6 +289,8 @@ class KeyringStore(TokenStore):
     def describe(self) -> str:
         try:
             backend = self._backend()
+            if self._stuck is not None and self._stuck.is_alive():
+                raise StoreUnavailable(self._timeout_message())
         except StoreUnavailable as exc:
             return f"system keyring, service {self.service!r} (unavailable: {exc})"
         return f"system keyring ({_backend_name(backend)}), service {self.service!r}"
@@ -404,8 +415,13 @@ class KeyringStore(TokenStore):
             return KeyringStore._locks.setdefault((self.service, key), threading.Lock())
 
     def _backend(self) -> keyring.backend.KeyringBackend:
-        """The keyring backend to use, refusing plaintext; first use probes D-Bus (timed)."""
-        return self._call(_resolve_backend)
+        """The keyring backend to use, refusing plaintext; first use probes D-Bus (timed).
+
+        Resolved once per store: a call costs a thread and a D-Bus look-up (~8 ms).
+        """
+        if self._resolved is None:
+            self._resolved = self._call(_resolve_backend)
+        return self._resolved
 
     def _get(self, backend: keyring.backend.KeyringBackend, username: str) -> str | None:
         return self._call(lambda: backend.get_password(self.service, username))
