@@ -1,10 +1,16 @@
 """The smallest PySide6 + QWebEngineView app: the baseline for benchmarks and bundle size.
 
     python bench/bare_webengine_app.py [URL] [--quit-after-load] [--timeout SECONDS]
+                                       [--accept-cert-sha256 HEX]
 
 Shows URL (default ``about:blank``) in a QWebEngineView. With ``--quit-after-load`` it prints
 the seconds from *process start* to ``loadFinished`` on stdout (one number, nothing else) and
 exits: 0 if the page loaded, 1 if the load failed, 2 on timeout. Diagnostics go to stderr.
+
+``--accept-cert-sha256 HEX`` accepts a certificate error for exactly one leaf certificate, the
+one whose DER SHA-256 is HEX (as tdgui's login view pins the local sandbox's self-signed
+certificate); every other certificate error is rejected, as by default. This lets the baseline
+open the same sandbox login page as the benchmark of tdgui's login view.
 
 "Process start" is the kernel's start time of this process where it can be read
 (Linux ``/proc/self/stat``; so a PyInstaller bundle's bootloader and unpacking count too),
@@ -37,31 +43,37 @@ def _seconds_since_process_start() -> float:
         return time.monotonic() - _MODULE_START
 
 
-def _parse_args(argv: list[str]) -> tuple[str, bool, float]:
+def _parse_args(argv: list[str]) -> tuple[str, bool, float, str | None]:
     url = "about:blank"
     quit_after_load = False
     timeout = 60.0
+    accept_sha256: str | None = None
     args = iter(argv)
     for arg in args:
         if arg == "--quit-after-load":
             quit_after_load = True
         elif arg == "--timeout":
             timeout = float(next(args, "60"))
+        elif arg == "--accept-cert-sha256":
+            accept_sha256 = next(args, "").strip().lower().replace(":", "")
+            if len(accept_sha256) != 64 or any(c not in "0123456789abcdef" for c in accept_sha256):
+                print("bare_webengine: --accept-cert-sha256 needs 64 hex digits", file=sys.stderr)
+                raise SystemExit(2)
         elif arg in ("-h", "--help"):
             print(__doc__)
             raise SystemExit(0)
         elif not arg.startswith("-"):
             url = arg
         # Unknown options (e.g. Qt's own -platform, --no-sandbox) are left for Qt / Chromium.
-    return url, quit_after_load, timeout
+    return url, quit_after_load, timeout, accept_sha256
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv if argv is None else argv
-    url, quit_after_load, timeout = _parse_args(argv[1:])
+    url, quit_after_load, timeout, accept_sha256 = _parse_args(argv[1:])
 
     from PySide6.QtCore import QTimer, QUrl
-    from PySide6.QtWebEngineCore import QWebEnginePage, QWebEngineProfile
+    from PySide6.QtWebEngineCore import QWebEngineCertificateError, QWebEnginePage, QWebEngineProfile
     from PySide6.QtWebEngineWidgets import QWebEngineView
     from PySide6.QtWidgets import QApplication
 
@@ -75,6 +87,19 @@ def main(argv: list[str] | None = None) -> int:
     view.resize(1024, 768)
 
     result = {"code": 2}
+
+    def on_certificate_error(error: QWebEngineCertificateError) -> None:
+        chain = error.certificateChain()
+        if accept_sha256 and chain:
+            import hashlib
+
+            if hashlib.sha256(bytes(chain[0].toDer().data())).hexdigest() == accept_sha256:
+                error.acceptCertificate()
+                return
+        print(f"bare_webengine: rejected the certificate of {error.url().host()}", file=sys.stderr)
+        error.rejectCertificate()
+
+    page.certificateError.connect(on_certificate_error)
 
     def on_load_finished(ok: bool) -> None:
         if not quit_after_load:
