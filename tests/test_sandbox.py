@@ -750,3 +750,12 @@ def test_serve_forever_prints_url_and_stops_on_signal(state_dir: Path, signum: i
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_login_view_pin_matches_the_sandbox_certificate(tmp_path: Path) -> None:
+    """The Qt login view pins sandbox_leaf_sha256 (stdlib); it must equal the emulator's own."""
+    from tdgui.core.config import sandbox_leaf_sha256
+
+    assert sandbox_leaf_sha256(tmp_path) is None  # never ran: nothing to pin, nothing accepted
+    certs = ensure_sandbox_certs(sandbox_state_dir(tmp_path))
+    assert sandbox_leaf_sha256(tmp_path) == certs.leaf_sha256

@@ -147,6 +147,22 @@ def sandbox_ca_file(config_dir: Path) -> Path:
     return config_dir / "sandbox" / "ca.pem"
 
 
+def sandbox_leaf_sha256(config_dir: Path) -> str | None:
+    """SHA-256 (hex) of the sandbox's server certificate (DER), the one the login view pins.
+
+    Read with the standard library: the login path must not load cryptography and the whole
+    emulator (tdgui.sandbox.certs) just to hash one file. None when the sandbox never ran.
+    """
+    import hashlib
+    import ssl
+
+    try:
+        pem = (config_dir / "sandbox" / "sandbox.pem").read_text(encoding="ascii")
+        return hashlib.sha256(ssl.PEM_cert_to_DER_cert(pem)).hexdigest()
+    except (OSError, ValueError):
+        return None
+
+
 def sandbox_account(name: str, flavor: str = "schwab", sandbox_url: str | None = None) -> Account:
     """An account on the built-in sandbox with its demo app, ready to log in."""
     client_id = providers.SANDBOX_SCHWAB_CLIENT_ID if flavor == "schwab" else providers.SANDBOX_TDA_CLIENT_ID

@@ -141,9 +141,9 @@ def prepare(service: TokenService, name: str) -> _Prepared:
     pending = service.begin_login(name)
     pinned_sha256 = pinned_host = None
     if provider.name == "sandbox":
-        from tdgui.sandbox.certs import ensure_sandbox_certs, sandbox_state_dir
+        from tdgui.core.config import sandbox_leaf_sha256
 
-        pinned_sha256 = ensure_sandbox_certs(sandbox_state_dir(service.directory)).leaf_sha256
+        pinned_sha256 = sandbox_leaf_sha256(service.directory)
         pinned_host = host_of(provider.authorize_url).lower()
     return _Prepared(pending, provider, pinned_sha256, pinned_host)
 
