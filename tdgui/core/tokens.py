@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from tdgui.core.errors import ProviderError, StoredDataError
@@ -62,9 +62,6 @@ class TokenSet:
             login_at=self.login_at,
             has_refresh_token=self.has_refresh_token,
         )
-
-    def access_remaining(self, now: float) -> float:
-        return self.access_expires_at - now
 
     def refresh_remaining(self, now: float) -> float | None:
         return None if self.refresh_expires_at is None else self.refresh_expires_at - now
@@ -175,9 +172,6 @@ class TokenSet:
             scope=scope if isinstance(scope, str) else None,
             response=dict(response),
         )
-
-    def without_response(self) -> TokenSet:
-        return replace(self, response={})
 
 
 def _lifetime(value: Any, default: int) -> int:
