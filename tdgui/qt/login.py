@@ -34,12 +34,10 @@ from PySide6.QtWidgets import (
 )
 
 from tdgui.core import flow
-from tdgui.core.errors import TdguiError
 from tdgui.core.logs import SECRETS
 from tdgui.core.providers import host_of, is_loopback_host
 from tdgui.core.service import TokenService
 from tdgui.core.tokens import TokenSet
-from tdgui.qt.format import fmt_duration
 from tdgui.qt.login_common import (
     DEFAULT_LOGIN_TIMEOUT,
     LoginOutcome,
@@ -49,6 +47,7 @@ from tdgui.qt.login_common import (
     error_outcome,
     prepare,
     success_message,
+    timeout_message,
 )
 from tdgui.qt.worker import run_in_background
 
@@ -423,18 +422,11 @@ class LoginWindow(QWidget):
 
     @Slot(object)
     def _on_error(self, error: BaseException) -> None:
-        outcome, message = error_outcome(error)
-        if outcome is LoginOutcome.FAILED and not isinstance(error, TdguiError):
-            log.error("login failed unexpectedly: %s", SECRETS.mask(repr(error)))
-        self._finish(outcome, message)
+        self._finish(*error_outcome(error))
 
     @Slot()
     def _on_timeout(self) -> None:
-        self._finish(
-            LoginOutcome.TIMEOUT,
-            f"No login was completed within {fmt_duration(self.timeout)}; the login was abandoned. "
-            "Nothing was changed.",
-        )
+        self._finish(LoginOutcome.TIMEOUT, timeout_message(self.timeout))
 
     @Slot()
     def _on_cancel_clicked(self) -> None:

@@ -6,6 +6,7 @@ The main app imports only this module (never tdgui.qt.login), so Chromium is nev
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
@@ -16,7 +17,7 @@ from tdgui.core.logs import SECRETS
 from tdgui.core.providers import Provider, host_of
 from tdgui.core.service import TokenService
 from tdgui.core.tokens import TokenSet
-from tdgui.qt.format import fmt_time
+from tdgui.qt.format import fmt_duration, fmt_time
 
 #: How long the login window waits for the user before giving up (10 minutes).
 DEFAULT_LOGIN_TIMEOUT = 600.0
@@ -166,4 +167,12 @@ def error_outcome(error: BaseException) -> tuple[LoginOutcome, str]:
         return LoginOutcome.NETWORK, f"The provider could not be reached: {error}. Nothing was changed."
     if isinstance(error, TdguiError):
         return LoginOutcome.FAILED, f"The login failed: {SECRETS.mask(str(error))}"
+    logging.getLogger("tdgui.qt.login").error("login failed unexpectedly: %s", SECRETS.mask(repr(error)))
     return LoginOutcome.FAILED, f"The login failed unexpectedly ({type(error).__name__})."
+
+
+def timeout_message(seconds: float) -> str:
+    return (
+        f"No login was completed within {fmt_duration(seconds)}; the login was abandoned. "
+        "Nothing was changed."
+    )

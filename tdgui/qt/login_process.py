@@ -24,11 +24,9 @@ from PySide6.QtGui import QCloseEvent, QDesktopServices
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
 from tdgui.core import flow
-from tdgui.core.errors import TdguiError
 from tdgui.core.logs import SECRETS
 from tdgui.core.service import TokenService
 from tdgui.core.tokens import TokenSet
-from tdgui.qt.format import fmt_duration
 from tdgui.qt.login_common import (
     DEFAULT_LOGIN_TIMEOUT,
     LoginOutcome,
@@ -38,6 +36,7 @@ from tdgui.qt.login_common import (
     error_outcome,
     prepare,
     success_message,
+    timeout_message,
 )
 from tdgui.qt.worker import run_in_background
 
@@ -308,18 +307,11 @@ class LoginProcess(QObject):
     @Slot(object)
     def _on_error(self, error: BaseException) -> None:
         self._exchanging = False
-        outcome, message = error_outcome(error)
-        if outcome is LoginOutcome.FAILED and not isinstance(error, TdguiError):
-            log.error("login failed unexpectedly: %s", SECRETS.mask(repr(error)))
-        self._finish(outcome, message)
+        self._finish(*error_outcome(error))
 
     @Slot()
     def _on_watchdog(self) -> None:
-        self._finish(
-            LoginOutcome.TIMEOUT,
-            f"No login was completed within {fmt_duration(self.timeout)}; the login was abandoned. "
-            "Nothing was changed.",
-        )
+        self._finish(LoginOutcome.TIMEOUT, timeout_message(self.timeout))
 
     def _finish(self, outcome: LoginOutcome, message: str, tokens: TokenSet | None = None) -> None:
         if self.result is not None:
