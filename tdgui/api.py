@@ -7,7 +7,6 @@ import hashlib
 import logging
 import os
 import sys
-import threading
 import types
 from collections.abc import Callable
 from pathlib import Path
@@ -35,25 +34,16 @@ def _provider_for_key(consumer_key: str) -> str:
     return "tdameritrade" if consumer_key.endswith(providers.TDA_CLIENT_ID_SUFFIX) else "schwab"
 
 
-def _open_browser_in_background(url: str) -> None:
-    """The system browser, started so that a console browser ($BROWSER=w3m) cannot block the
-    loopback listener: webbrowser waits for such a browser to exit."""
-    import webbrowser
-
-    print(f"Opening your browser; if it does not open, visit:\n{url}", file=sys.stderr, flush=True)
-    threading.Thread(target=webbrowser.open, args=(url,), name="tdgui-open-browser", daemon=True).start()
-
-
 def _browser_login(
     service: TokenService,
     name: str,
     open_browser: Callable[[str], object] | None,
     timeout: float,
 ) -> TokenSet:
-    from tdgui.core.loopback import run_browser_login
+    from tdgui.core.loopback import open_system_browser, run_browser_login
 
     service.store(service.account(name)).check_available()  # before the browser opens
-    return run_browser_login(service, name, open_browser or _open_browser_in_background, timeout=timeout)
+    return run_browser_login(service, name, open_browser or open_system_browser, timeout=timeout)
 
 
 class api:  # the lowercase name pyTD scripts import

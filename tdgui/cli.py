@@ -291,28 +291,6 @@ def _check_store(service: TokenService, name: str) -> None:
     service.store(account).check_available()
 
 
-def _open_in_background(url: str) -> None:
-    """Open the system browser without blocking the listener.
-
-    webbrowser runs a console browser from $BROWSER (w3m, lynx, a script) in the foreground and
-    waits for it to exit, which would keep the one-shot listener from ever answering the
-    redirect; so the browser is started from a daemon thread.
-    """
-    import threading
-    import webbrowser
-
-    print(f"Opening your browser; if it does not open, visit:\n{url}", file=sys.stderr, flush=True)
-
-    def run() -> None:
-        try:
-            if not webbrowser.open(url):
-                print("tdgui: no browser could be started: open the URL above yourself", file=sys.stderr)
-        except Exception as exc:  # a broken $BROWSER must not end the login: the URL is printed
-            log.warning("could not start the browser: %s", exc)
-
-    threading.Thread(target=run, name="tdgui-open-browser", daemon=True).start()
-
-
 def cmd_login(args: argparse.Namespace) -> int:
     service = _service()
     _check_store(service, args.name)
@@ -343,9 +321,9 @@ def cmd_login(args: argparse.Namespace) -> int:
     else:
         if args.timeout <= 0:
             raise UsageError("--timeout must be a positive number of seconds")
-        from tdgui.core.loopback import run_browser_login
+        from tdgui.core.loopback import open_system_browser, run_browser_login
 
-        tokens = run_browser_login(service, args.name, _open_in_background, timeout=args.timeout)
+        tokens = run_browser_login(service, args.name, open_system_browser, timeout=args.timeout)
     print(
         f"logged in to {args.name}; access token valid {_when(tokens.access_expires_at, time.time())}",
         file=sys.stderr,

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import errno
 import http.server
+import logging
 import socket
 import ssl
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -15,6 +17,8 @@ from urllib.parse import urlsplit
 from tdgui.core.errors import LoginFailed, UsageError
 from tdgui.core.service import TokenService
 from tdgui.core.tokens import TokenSet
+
+log = logging.getLogger("tdgui.loopback")
 
 DEFAULT_TIMEOUT = 300.0
 
@@ -126,6 +130,27 @@ class LoopbackListener:
 
     def close(self) -> None:
         self.server.server_close()
+
+
+def open_system_browser(url: str) -> None:
+    """Open the system browser without blocking the listener.
+
+    webbrowser runs a console browser from $BROWSER (w3m, lynx, a script) in the foreground and
+    waits for it to exit, which would keep the one-shot listener from ever answering the
+    redirect; so the browser is started from a daemon thread.
+    """
+    import webbrowser
+
+    print(f"Opening your browser; if it does not open, visit:\n{url}", file=sys.stderr, flush=True)
+
+    def run() -> None:
+        try:
+            if not webbrowser.open(url):
+                print("tdgui: no browser could be started: open the URL above yourself", file=sys.stderr)
+        except Exception as exc:  # a broken $BROWSER must not end the login: the URL is printed
+            log.warning("could not start the browser: %s", exc)
+
+    threading.Thread(target=run, name="tdgui-open-browser", daemon=True).start()
 
 
 def run_browser_login(

@@ -146,7 +146,10 @@ class TokenService:
     def store(self, account: Account) -> TokenStore:
         if self.store_override is not None:
             return self.store_override
-        kind = account.store
+        return self._open_store(account.store)
+
+    def _open_store(self, kind: str) -> TokenStore:
+        """One store object per kind for this service (a keyring store caches its backend)."""
         if kind not in self._stores:
             from tdgui.core.stores import open_store
 
@@ -157,9 +160,7 @@ class TokenService:
         """Client secrets go to the keyring, unless the user chose a disk store for the account."""
         if self.store_override is not None or account.store in ("file", "sql", "keyring"):
             return self.store(account)
-        from tdgui.core.stores import open_store
-
-        return self._stores.setdefault("keyring", open_store("keyring"))
+        return self._open_store("keyring")
 
     def client_secret(self, account: Account, provider: Provider) -> str | None:
         if not provider.needs_client_secret:
