@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs the Debian packages tdgui needs (../shared/PLATFORM.md) — only those missing,
+# Installs the Debian packages tdgui needs (docs/platform.md) — only those missing,
 # so a developer's own desktop is left alone. Needs root (or sudo) only when something is missing.
 set -euo pipefail
 pkgs=(
@@ -13,7 +13,7 @@ pkgs=(
   xvfb xauth dbus-daemon gnome-keyring binutils desktop-file-utils
 )
 if ! command -v dpkg >/dev/null 2>&1; then
-  echo "system-deps: not a Debian-like system; install the packages in ../shared/PLATFORM.md by hand" >&2
+  echo "system-deps: not a Debian-like system; install the packages in docs/platform.md by hand" >&2
   exit 0
 fi
 missing=()

@@ -14,7 +14,7 @@ FORMATS = ("schwab-py", "tda-api", "json")
 
 
 def render(tokens: TokenSet, fmt: str) -> dict[str, Any]:
-    """The JSON object for one format (DESIGN.md §4)."""
+    """The JSON object for one format (docs/design.md §4)."""
     if fmt in ("schwab-py", "tda-api"):
         # authlib's OAuth2Token (used by both) reads expires_at; without it the access token
         # is assumed fresh. schwab-py refuses a file without creation_timestamp.

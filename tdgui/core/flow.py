@@ -13,7 +13,7 @@ from tdgui.core.providers import Provider
 #: RFC 7636 §4.1 unreserved characters; 64 chars of this alphabet carry ~380 bits.
 _UNRESERVED = string.ascii_letters + string.digits + "-._~"
 VERIFIER_LENGTH = 64
-#: 32 bytes of randomness in url-safe base64: 256 bits, well above the 128 DESIGN.md asks for.
+#: 32 bytes of randomness in url-safe base64: 256 bits, well above the 128 docs/design.md asks for.
 STATE_BYTES = 32
 
 

@@ -17,7 +17,7 @@ from tdgui.core.providers import Provider, host_of
 log = logging.getLogger("tdgui.oauth")
 
 #: Errors that mean the grant is dead and only a new browser login helps. Schwab reports an
-#: expired refresh token as invalid_client / refresh_token_authentication_error (DESIGN.md §2).
+#: expired refresh token as invalid_client / refresh_token_authentication_error (docs/design.md §2).
 GRANT_DEAD_ERRORS = frozenset(
     {"invalid_grant", "invalid_client", "refresh_token_authentication_error", "unauthorized_client"}
 )

@@ -1,4 +1,4 @@
-"""Provider profiles: endpoints, client authentication, token lifetimes and quirks (DESIGN.md §2)."""
+"""Provider profiles: endpoints, client authentication, token lifetimes and quirks (docs/design.md §2)."""
 
 from __future__ import annotations
 
@@ -48,7 +48,7 @@ class Provider:
     client_id_suffix: str = ""
     extra_authorize_params: tuple[tuple[str, str], ...] = ()
     extra_token_params: tuple[tuple[str, str], ...] = ()
-    #: Hosts the embedded login view may navigate to (DESIGN.md §5, RFC 8252 §8.12).
+    #: Hosts the embedded login view may navigate to (docs/design.md §5, RFC 8252 §8.12).
     allowed_hosts: tuple[str, ...] = field(default=())
     #: CA bundle to pin (the sandbox's own CA); None means the system trust store.
     ca_file: str | None = None

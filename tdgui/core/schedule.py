@@ -10,7 +10,7 @@ from tdgui.core.tokens import TokenSet, TokenTimes
 #: Schedules are computed from the times alone; a full TokenSet works too.
 Times = TokenSet | TokenTimes
 
-#: Access tokens are refreshed this long before they expire (DESIGN.md §5).
+#: Access tokens are refreshed this long before they expire (docs/design.md §5).
 DEFAULT_LEAD = 300.0
 #: A TD Ameritrade refresh token is renewed when it has less than this left (it lasts 90 days).
 RENEW_WINDOW = 7 * 24 * 3600.0

@@ -32,7 +32,7 @@ MAX_CHUNKS = 9999
 
 #: A record that starts with this is a chunk header, written last (see KeyringStore.write).
 #: Per keyring call. A store operation makes a quick probe first, so one hung call is
-#: reported within 3 s in all (DESIGN.md §5: "clear error within 3 s").
+#: reported within 3 s in all (docs/design.md §5: "clear error within 3 s").
 CALL_TIMEOUT = 2.5
 HEADER_PREFIX = "tdgui-chunks:"
 # Used with fullmatch: "$" would also accept a trailing newline.
@@ -137,7 +137,7 @@ def _plaintext_reason(backend: keyring.backend.KeyringBackend) -> str | None:
     if isinstance(backend, (fail.Keyring, null.Keyring)):
         return f"keyring found no usable backend ({cls.__module__}.{cls.__name__})"
     # keyrings.alt's PlaintextKeyring (priority 0.5) is picked silently when D-Bus is missing
-    # (PLATFORM.md); DESIGN.md §5: never fall back to plaintext silently. Its encrypted
+    # (docs/platform.md); docs/design.md §5: never fall back to plaintext silently. Its encrypted
     # variants (EncryptedKeyring, the DPAPI RegistryKeyring) do not write secrets in clear.
     if cls.__module__.startswith("keyrings.alt") and not any(
         word in cls.__name__ for word in ("Encrypted", "Registry")
@@ -169,7 +169,7 @@ def _is_locked(exc: BaseException) -> bool:
     if names & {"LockedException", "PromptDismissedException"}:
         return True
     # SecretService wraps a dismissed unlock prompt as InitError("... Prompt dismissed"), seen
-    # with a locked collection and no prompter (PLATFORM.md).
+    # with a locked collection and no prompter (docs/platform.md).
     text = str(exc).lower()
     return isinstance(exc, keyring.errors.InitError) and ("prompt" in text or "lock" in text)
 
