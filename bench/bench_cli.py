@@ -177,7 +177,7 @@ def bench_status_scale(config: Path, server: SandboxServer) -> list[Result]:
     for count in (1, 10, 100):
         while created < count:
             account = _add(f"s{created}", server)
-            open_store("keyring").write(f"{account.name}/tokens", template.to_json())
+            open_store("keyring", config).write(f"{account.name}/tokens", template.to_json())
             # What a login leaves beside the tokens: the status record with their times.
             shutil.copy(config / "status" / "s0.json", config / "status" / f"{account.name}.json")
             created += 1

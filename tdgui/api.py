@@ -5,7 +5,6 @@ from __future__ import annotations
 import builtins
 import hashlib
 import logging
-import os
 import sys
 import types
 from collections.abc import Callable
@@ -16,15 +15,20 @@ import requests
 
 from tdgui.cache import DiskCache, MemCache, SQLCache, TokenCache
 from tdgui.core import providers
-from tdgui.core.config import Account, Config, sandbox_account, store_tokens_from_env
+from tdgui.core.accounts import AccountDraft, AccountManager
+from tdgui.core.config import Account
+from tdgui.core.environment import Environment
 from tdgui.core.errors import UsageError
 from tdgui.core.flow import PendingLogin
-from tdgui.core.service import AccountStatus, TokenService
+from tdgui.core.root import Core, build_core
+from tdgui.core.service import TokenService
+from tdgui.core.status import AccountStatus
+from tdgui.core.stores.base import TokenStore
 from tdgui.core.tokens import TokenSet
 
 __all__ = ["Accounts", "DiskCache", "MemCache", "SQLCache", "api", "get_token", "session"]
 
-log = logging.getLogger("tdgui.api")
+log = logging.getLogger(__name__)
 
 #: How long a browser login waits for the redirect (RFC 8252 loopback listener).
 LOGIN_TIMEOUT = 300.0
@@ -34,16 +38,27 @@ def _provider_for_key(consumer_key: str) -> str:
     return "tdameritrade" if consumer_key.endswith(providers.TDA_CLIENT_ID_SUFFIX) else "schwab"
 
 
+def _core(store_override: TokenStore | None = None) -> Core:
+    """This call's core objects: the API's entry point reads the environment here, once."""
+    return build_core(Environment.from_os(), store_override=store_override)
+
+
+def _print_and_open(url: str) -> None:
+    """The default browser opener: the URL goes to stderr too, in case no browser opens."""
+    from tdgui.core.loopback import open_system_browser
+
+    print(f"Opening your browser; if it does not open, visit:\n{url}", file=sys.stderr, flush=True)
+    if not open_system_browser(url):
+        print("tdgui: no browser could be started: open the URL above yourself", file=sys.stderr)
+
+
 def _browser_login(
     service: TokenService,
     name: str,
     open_browser: Callable[[str], object] | None,
     timeout: float,
 ) -> TokenSet:
-    from tdgui.core.loopback import open_system_browser, run_browser_login
-
-    service.store(service.account(name)).check_available()  # before the browser opens
-    return run_browser_login(service, name, open_browser or open_system_browser, timeout=timeout)
+    return service.browser_login(name, open_browser or _print_and_open, timeout=timeout)
 
 
 class api:  # the lowercase name pyTD scripts import
@@ -69,7 +84,8 @@ class api:  # the lowercase name pyTD scripts import
         provider: str | None = None,
         client_secret: str | None = None,
     ) -> None:
-        self.store_tokens = store_tokens_from_env(store_tokens)
+        env = Environment.from_os()
+        self.store_tokens = store_tokens if env.store_tokens is None else env.store_tokens
         if cache is not None and not isinstance(cache, TokenCache):
             raise UsageError(f"cache must be a MemCache, DiskCache or SQLCache, not {type(cache).__name__}")
         if not self.store_tokens:
@@ -80,13 +96,16 @@ class api:  # the lowercase name pyTD scripts import
             if not isinstance(cache, MemCache):
                 cache = MemCache()
         self.cache = cache
-        config = Config()
+        core = build_core(env, store_override=cache.store if cache else None)
+        config = core.config
         if account is not None:
             config.account(account)  # unknown: UsageError now
             self.account_name = account
         else:
-            self.account_name = self._find_or_add(config, consumer_key, callback_url, provider)
-        self.service = TokenService(config, store_override=cache.store if cache else None)
+            self.account_name = self._find_or_add(
+                core, consumer_key or env.consumer_key, callback_url or env.callback_url, provider
+            )
+        self.service = core.service
         acc = config.account(self.account_name)
         if client_secret is not None:
             self.service.set_client_secret(acc, client_secret)
@@ -94,9 +113,8 @@ class api:  # the lowercase name pyTD scripts import
         self.callback_url = acc.callback_url
 
     @staticmethod
-    def _find_or_add(config: Config, key: str | None, callback: str | None, provider: str | None) -> str:
-        key = key or os.environ.get("TD_CONSUMER_KEY")
-        callback = callback or os.environ.get("TD_CALLBACK_URL")
+    def _find_or_add(core: Core, key: str | None, callback: str | None, provider: str | None) -> str:
+        config = core.config
         if not key:
             raise UsageError("no consumer key: pass consumer_key=... or set TD_CONSUMER_KEY")
         if not callback:
@@ -120,9 +138,9 @@ class api:  # the lowercase name pyTD scripts import
             flavor = "tdameritrade" if is_tda else "schwab"
         digest = hashlib.sha256(f"{chosen}|{bare}|{callback}".encode()).hexdigest()[:8]
         name = f"{chosen}-{digest}"
-        config.add_account(
-            Account(name=name, provider=chosen, client_id=bare, callback_url=callback, flavor=flavor)
-        )
+        account = Account(name=name, provider=chosen, client_id=bare, callback_url=callback, flavor=flavor)
+        # No secret yet: pyTD's api() takes it as `client_secret=` after the account exists.
+        core.accounts.add(account, require_secret=False, forget_previous=False)
         return name
 
     @property
@@ -218,19 +236,20 @@ def session(name: str) -> requests.Session:
     The token is valid when each request is sent (refreshed first if due); a 401 answer
     triggers one refresh and one retry.
     """
-    return _bearer_session(TokenService(), name)
+    return _bearer_session(_core().service, name)
 
 
 def get_token(name: str) -> str:
     """A valid access token for account `name` (refreshed first if due, single-flight)."""
-    return TokenService().get_token(name).access_token
+    return _core().service.get_token(name).access_token
 
 
 class Accounts:
     """The CLI's operations as Python calls (same errors, same stores, same single-flight)."""
 
     def __init__(self, service: TokenService | None = None) -> None:
-        self.service = service or TokenService()
+        self.service = service or _core().service
+        self.manager = AccountManager(self.service)
 
     def list(self) -> list[Account]:
         return self.service.config.accounts()
@@ -240,19 +259,7 @@ class Accounts:
 
     def add(self, account: Account, client_secret: str | None = None) -> Account:
         """Add `account` (nothing is written if anything is wrong, as `tdgui accounts add`)."""
-        account.validate()
-        if any(existing.name == account.name for existing in self.service.config.accounts()):
-            raise UsageError(f"an account named {account.name!r} already exists")
-        self.service.store(account).check_available()
-        if client_secret is not None:
-            self.service.set_client_secret(account, client_secret)
-        try:
-            self.service.config.add_account(account)
-        except BaseException:
-            if client_secret is not None:
-                self.service.secret_store(account).delete(f"{account.name}/secret")
-            raise
-        return account
+        return self.manager.add(account, client_secret, require_secret=False)
 
     def add_sandbox(
         self,
@@ -263,19 +270,15 @@ class Accounts:
         store: str = "keyring",
         callback_url: str | None = None,
     ) -> Account:
-        base = sandbox_account(name, flavor, sandbox_url)
-        changes: dict[str, Any] = {"store": store}
-        if callback_url is not None:
-            changes["callback_url"] = callback_url
-        return self.add(Account(**{**base.to_dict(), **changes, "scopes": (), "exports": ()}))
+        draft = AccountDraft(name, "sandbox", None, callback_url, store, flavor, sandbox_url)
+        return self.add(draft.to_account())
 
     def remove(self, name: str) -> None:
-        """Remove the account with its tokens and client secret."""
-        self.service.remove_account(name)
+        """Remove the account with its tokens, client secret and exported token files."""
+        self.manager.remove(name)
 
     def login_url(self, name: str) -> PendingLogin:
         """Begin a manual login: open `.url`, then pass it and the redirect to `finish_login`."""
-        self.service.store(self.service.account(name)).check_available()
         return self.service.begin_login(name)
 
     def finish_login(self, pending: PendingLogin, redirect_url: str) -> TokenSet:
@@ -306,7 +309,7 @@ class Accounts:
         self.service.export(name, fmt, Path(path), keep_synced=keep_synced)
 
     def logout(self, name: str) -> None:
-        self.service.logout(name)
+        self.manager.logout(name)
 
     def session(self, name: str) -> requests.Session:
         return _bearer_session(self.service, name)

@@ -312,7 +312,7 @@ def test_every_subcommand_against_the_sandbox(
     assert Config().accounts() == []
     from tdgui.core.stores import open_store
 
-    assert open_store(store).read("demo/tokens") is None
+    assert open_store(store, config_dir()).read("demo/tokens") is None
     assert not list((config_dir() / "status").glob("demo*"))
 
 
@@ -636,7 +636,7 @@ def test_bad_input_gives_exit_code_and_one_line_changing_nothing(
     outside = {p for p in tmp_path.iterdir()}
     # Every case runs through cli.main in this process (cheap); every fourth also as a real
     # process, which would show a traceback escaping main or an interpreter-level failure.
-    monkeypatch.setattr(cli, "_setup_logging", lambda debug: None)
+    monkeypatch.setattr(cli, "_setup_logging", lambda *_args: None)
     results = [main_in_process(args, stdin) for args, stdin, _code, _needle in cases]
     spawned = cases[::4]
     with ThreadPoolExecutor(4) as pool:
@@ -683,7 +683,7 @@ def test_debug_and_log_level_options(sandbox: SandboxServer) -> None:
         bad_level = pool.submit(tdgui, "status", env=env_with(TD_LOG_LEVEL="chatty"))
     refreshed = debug_refresh.result()
     assert refreshed.returncode == 0, refreshed.stderr
-    assert "DEBUG" in refreshed.stderr and "INFO tdgui.service: refreshed demo" in refreshed.stderr
+    assert "DEBUG" in refreshed.stderr and "INFO tdgui.core.service: refreshed demo" in refreshed.stderr
     after = stored("demo")
     for secret in (before.access_token, before.refresh_token or "", after.access_token):
         assert secret not in refreshed.stderr  # the masking filter covers debug output too

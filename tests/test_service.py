@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from sandbox_helpers import add_sandbox_account, config_dir, log_in, start_sandbox
+from tdgui.core.accounts import AccountManager
 from tdgui.core.clock import ManualClock
 from tdgui.core.config import Config
 from tdgui.core.errors import AccessDenied, LoginFailed, LoginRequired, ProviderError, RedirectError
@@ -232,7 +233,7 @@ def test_logout_and_remove(server: SandboxServer, store: MemoryStore) -> None:
     assert store.read("demo/tokens") is None
     with pytest.raises(LoginRequired):
         service.get_token("demo")
-    service.remove_account("demo")
+    AccountManager(service).remove("demo")
     assert Config().accounts() == []
 
 

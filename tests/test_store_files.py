@@ -70,8 +70,8 @@ def test_file_write_fixes_loose_modes(tmp_path: Path, umask_000: None) -> None:
 
 def test_file_default_is_under_the_config_dir(isolated_config: Path) -> None:
     assert FileStore.default().directory == isolated_config / "tokens"
-    assert open_store("file").describe().startswith(f"files in {isolated_config / 'tokens'}")
-    assert "not encrypted" in open_store("file").describe()
+    assert open_store("file", isolated_config).describe().startswith(f"files in {isolated_config / 'tokens'}")
+    assert "not encrypted" in open_store("file", isolated_config).describe()
 
 
 def test_file_os_errors_become_store_unavailable(tmp_path: Path) -> None:
@@ -174,7 +174,7 @@ def test_sql_write_fixes_loose_modes(tmp_path: Path, umask_000: None) -> None:
 
 def test_sql_default_is_under_the_config_dir(isolated_config: Path) -> None:
     assert SQLStore.default().path == isolated_config / "tokens.sqlite3"
-    assert "not encrypted" in open_store("sql").describe()
+    assert "not encrypted" in open_store("sql", isolated_config).describe()
 
 
 def test_sql_errors_become_store_unavailable(tmp_path: Path) -> None:
@@ -234,16 +234,37 @@ def test_sql_shared_by_processes(tmp_path: Path) -> None:
 
 def test_open_store_kinds(isolated_config: Path) -> None:
     assert STORE_KINDS == ("keyring", "file", "memory", "sql")
-    assert isinstance(open_store("file"), FileStore)
-    assert isinstance(open_store("sql"), SQLStore)
-    assert open_store("keyring").kind == "keyring"  # built without touching the keyring
-    memory = open_store("memory")
+    assert isinstance(open_store("file", isolated_config), FileStore)
+    assert isinstance(open_store("sql", isolated_config), SQLStore)
+    assert open_store("keyring", isolated_config).kind == "keyring"  # built without touching the keyring
+    memory = open_store("memory", isolated_config)
     assert isinstance(memory, MemoryStore)
-    assert open_store("memory") is memory  # one per process: service and API share it
+    assert open_store("memory", isolated_config) is memory  # one per process: service and API share it
     for kind in STORE_KINDS:
-        assert open_store(kind).kind == kind
+        assert open_store(kind, isolated_config).kind == kind
     with pytest.raises(UsageError, match="unknown token store 'vault'"):
-        open_store("vault")
+        open_store("vault", isolated_config)
+
+
+def test_stores_live_under_the_services_config_dir(isolated_config: Path, tmp_path: Path) -> None:
+    """A service for another config dir keeps its file/sql tokens there, not under TD_CONFIG_DIR."""
+    from tdgui.core.config import Account, Config
+    from tdgui.core.service import TokenService
+
+    other = tmp_path / "elsewhere"
+    service = TokenService(Config(other))
+    for kind in ("file", "sql"):
+        account = Account(
+            name=f"a-{kind}",
+            provider="tdameritrade",
+            client_id="K",
+            callback_url="https://127.0.0.1:8182/",
+            store=kind,
+        )
+        service.store(account).write(f"{account.name}/tokens", "t")
+    assert (other / "tokens" / "a-file.tokens.json").exists()
+    assert (other / "tokens.sqlite3").exists()
+    assert not (isolated_config / "tokens").exists() and not (isolated_config / "tokens.sqlite3").exists()
 
 
 def test_importing_the_stores_does_not_import_keyring_or_qt() -> None:

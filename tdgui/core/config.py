@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -209,8 +211,10 @@ class ConfigFile:
 class Config:
     """Reads and writes `accounts.json`; every change re-reads first, so processes don't clobber."""
 
-    def __init__(self, directory: Path | None = None) -> None:
+    def __init__(self, directory: Path | None = None, *, sandbox_url: str | None = None) -> None:
         self.directory = directory or paths.config_dir()
+        #: where sandbox accounts without a URL of their own find the emulator (TD_SANDBOX_URL)
+        self.sandbox_url = sandbox_url
 
     @property
     def path(self) -> Path:
@@ -259,7 +263,7 @@ class Config:
             raise ConfigError(f"{self.path} is damaged ({exc}); fix or remove it") from None
         return ConfigFile(accounts=accounts, settings=settings)
 
-    def _save(self, data: ConfigFile) -> None:
+    def save(self, data: ConfigFile) -> None:
         body = {
             "version": ACCOUNTS_VERSION,
             "accounts": [a.to_dict() for a in data.accounts.values()],
@@ -270,48 +274,50 @@ class Config:
     def accounts(self) -> list[Account]:
         return list(self.load().accounts.values())
 
+    def find(self, name: str) -> Account | None:
+        return self.load().accounts.get(name)
+
     def account(self, name: str) -> Account:
-        found = self.load().accounts.get(name)
+        found = self.find(name)
         if found is None:
             raise UsageError(f"no account named {name!r} (see `tdgui accounts list`)")
         return found
 
-    def add_account(self, account: Account, *, replace_existing: bool = False) -> None:
-        account.validate()
+    @contextmanager
+    def editing(self) -> Iterator[ConfigFile]:
+        """Read-modify-write under the config lock; the changes are saved when the block ends."""
         with self._lock():
             data = self.load()
+            yield data
+            self.save(data)
+
+    def add_account(self, account: Account, *, replace_existing: bool = False) -> None:
+        account.validate()
+        with self.editing() as data:
             if account.name in data.accounts and not replace_existing:
                 raise UsageError(f"an account named {account.name!r} already exists")
             data.accounts[account.name] = account
-            self._save(data)
 
     def remove_account(self, name: str) -> Account:
-        with self._lock():
-            data = self.load()
+        with self.editing() as data:
             if name not in data.accounts:
                 raise UsageError(f"no account named {name!r} (see `tdgui accounts list`)")
-            removed = data.accounts.pop(name)
-            self._save(data)
-            return removed
+            return data.accounts.pop(name)
 
     def update_account(self, name: str, **changes: Any) -> Account:
-        with self._lock():
-            data = self.load()
+        with self.editing() as data:
             if name not in data.accounts:
                 raise UsageError(f"no account named {name!r}")
             updated = replace(data.accounts[name], **changes).validate()
             data.accounts[name] = updated
-            self._save(data)
             return updated
 
     def settings(self) -> Settings:
         return self.load().settings
 
     def save_settings(self, settings: Settings) -> None:
-        with self._lock():
-            data = self.load()
+        with self.editing() as data:
             data.settings = settings
-            self._save(data)
 
 
 def store_tokens_from_env(default: bool) -> bool:

@@ -7,6 +7,7 @@ import logging.handlers
 import os
 import re
 import threading
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -85,11 +86,15 @@ class _PrivateRotatingFileHandler(logging.handlers.RotatingFileHandler):
 _configured = False
 
 
-def setup_logging(level: str | int | None = None, *, to_stderr: bool = False) -> None:
-    """Root logging: rotating file in the log dir (0600, dir 0700), every handler masked."""
+def setup_logging(
+    level: str | int | None = None, *, to_stderr: bool = False, log_dir: Path | None = None
+) -> None:
+    """Root logging: rotating file in `log_dir` (0600, dir 0700), every handler masked.
+
+    `log_dir` None means the platform's (or TD_LOG_DIR's): entry points pass their Environment's.
+    """
     global _configured
-    env_level = os.environ.get("TD_LOG_LEVEL")
-    chosen: Any = level if level is not None else (env_level.upper() if env_level else "INFO")
+    chosen: Any = level if level is not None else "INFO"
     root = logging.getLogger()
     root.setLevel(chosen)
     if _configured:
@@ -101,7 +106,7 @@ def setup_logging(level: str | int | None = None, *, to_stderr: bool = False) ->
     formatter = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
     mask = MaskSecretsFilter()
     try:
-        directory = private_dir(paths.log_dir())
+        directory = private_dir(log_dir or paths.log_dir())
         path = directory / "tdgui.log"
         file_handler = _PrivateRotatingFileHandler(path, maxBytes=1_000_000, backupCount=3, encoding="utf-8")
         file_handler.setFormatter(formatter)

@@ -7,18 +7,17 @@ import http.server
 import logging
 import socket
 import ssl
-import sys
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from tdgui.core.errors import LoginFailed, UsageError
-from tdgui.core.service import TokenService
-from tdgui.core.tokens import TokenSet
+from tdgui.core.flow import PendingLogin
 
-log = logging.getLogger("tdgui.loopback")
+log = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT = 300.0
 
@@ -132,45 +131,49 @@ class LoopbackListener:
         self.server.server_close()
 
 
-def open_system_browser(url: str) -> None:
-    """Open the system browser without blocking the listener.
+def open_system_browser(url: str) -> bool:
+    """Open the system browser without blocking the listener; False when none could be started.
 
     webbrowser runs a console browser from $BROWSER (w3m, lynx, a script) in the foreground and
     waits for it to exit, which would keep the one-shot listener from ever answering the
-    redirect; so the browser is started from a daemon thread.
+    redirect; so the browser is started from a daemon thread, and its answer awaited briefly.
     """
     import webbrowser
 
-    print(f"Opening your browser; if it does not open, visit:\n{url}", file=sys.stderr, flush=True)
+    started = threading.Event()
+    opened: list[bool] = []
 
     def run() -> None:
         try:
-            if not webbrowser.open(url):
-                print("tdgui: no browser could be started: open the URL above yourself", file=sys.stderr)
-        except Exception as exc:  # a broken $BROWSER must not end the login: the URL is printed
+            opened.append(bool(webbrowser.open(url)))
+        except Exception as exc:  # a broken $BROWSER must not end the login: the caller shows the URL
             log.warning("could not start the browser: %s", exc)
+            opened.append(False)
+        finally:
+            started.set()
 
     threading.Thread(target=run, name="tdgui-open-browser", daemon=True).start()
+    # A GUI browser answers at once; a console one runs in the foreground thread, so it "opened".
+    return opened[0] if started.wait(2.0) and opened else True
 
 
-def run_browser_login(
-    service: TokenService,
-    name: str,
+def wait_for_redirect(
+    pending: PendingLogin,
+    config_dir: Path,
     open_browser: Callable[[str], object],
+    *,
     timeout: float = DEFAULT_TIMEOUT,
     cancel: threading.Event | None = None,
-) -> TokenSet:
-    """Open the authorization URL in the system browser and finish the login from the redirect."""
+) -> str:
+    """Listen on the callback's loopback port, open the authorization URL, return the redirect."""
     from tdgui.sandbox.certs import ensure_sandbox_certs, sandbox_state_dir
 
-    pending = service.begin_login(name)
     cert_file = key_file = None
     if urlsplit(pending.redirect_uri).scheme == "https":
         # Browsers will warn about this local certificate once (same trade-off as schwab-py);
         # Schwab insists on an https callback, so there is no plain-http option.
-        certs = ensure_sandbox_certs(sandbox_state_dir(service.directory))
+        certs = ensure_sandbox_certs(sandbox_state_dir(config_dir))
         cert_file, key_file = str(certs.cert_file), str(certs.key_file)
     listener = LoopbackListener(pending.redirect_uri, cert_file=cert_file, key_file=key_file)
     open_browser(pending.url)
-    redirect = listener.wait(timeout, cancel)
-    return service.finish_login(pending, redirect)
+    return listener.wait(timeout, cancel)

@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import json
 import logging
-import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from tdgui.core import export, flow, providers, schedule
 from tdgui.core.clock import SYSTEM_CLOCK, Clock
 from tdgui.core.config import Account, Config, ExportTarget
 from tdgui.core.errors import (
+    LoginFailed,
     LoginRequired,
     ProviderError,
     StoredDataError,
@@ -22,97 +20,29 @@ from tdgui.core.errors import (
     TdguiError,
     UsageError,
 )
-from tdgui.core.fsutil import FILE_MODE, atomic_write, private_dir
+from tdgui.core.fsutil import FILE_MODE, private_dir
 from tdgui.core.logs import SECRETS
 from tdgui.core.providers import Provider
+from tdgui.core.records import RefreshRecord, StatusRecords
+from tdgui.core.status import AccountPlan, AccountStatus, plan_of, status_of
 from tdgui.core.stores.base import TokenStore
 from tdgui.core.tokens import TokenSet, TokenTimes
 
 if TYPE_CHECKING:
+    import threading
+
     from tdgui.core.oauth import TokenClient
 
-log = logging.getLogger("tdgui.service")
+__all__ = ["AccountPlan", "AccountStatus", "RefreshRecord", "TokenService"]
+
+log = logging.getLogger(__name__)
 
 #: How long a process waits for another one's refresh before giving up.
 LOCK_TIMEOUT = 120.0
 
 
-@dataclass(frozen=True)
-class RefreshRecord:
-    """Non-secret bookkeeping per account, kept beside the config (not in the token store)."""
-
-    last_refresh_at: float | None = None
-    last_refresh_ok: bool | None = None
-    last_error: str | None = None
-    login_required: bool = False
-    #: A copy of the stored tokens' times (no token): status and the scheduler read this
-    #: instead of the keyring, saving a D-Bus round trip (and any unlock prompt) per account.
-    times: TokenTimes | None = None
-
-
-def _times_ok(body: object) -> bool:
-    if not isinstance(body, dict) or set(body) != {f.name for f in fields(TokenTimes)}:
-        return False
-    numbers = [body["access_expires_at"], body["access_received_at"], body["login_at"]]
-    if body["refresh_expires_at"] is not None:
-        numbers.append(body["refresh_expires_at"])
-    return all(type(n) in (int, float) and math.isfinite(n) for n in numbers) and (
-        type(body["has_refresh_token"]) is bool
-    )
-
-
-def _record_types_ok(record: RefreshRecord) -> bool:
-    """The JSON types RefreshRecord promises (a hand-edited or damaged file may break them)."""
-    at = record.last_refresh_at
-    return (
-        (at is None or (type(at) in (int, float) and math.isfinite(at)))
-        and (record.last_refresh_ok is None or type(record.last_refresh_ok) is bool)
-        and (record.last_error is None or type(record.last_error) is str)
-        and type(record.login_required) is bool
-    )
-
-
-@dataclass(frozen=True)
-class AccountStatus:
-    name: str
-    provider: str
-    store: str
-    state: schedule.AccountState
-    access_expires_at: float | None
-    #: when the current access token arrived (the countdown's start)
-    access_received_at: float | None
-    refresh_expires_at: float | None
-    login_at: float | None
-    last_refresh_at: float | None
-    last_refresh_ok: bool | None
-    last_error: str | None
-    now: float
-
-    def to_json(self) -> dict[str, Any]:
-        """The stable `--json` form (documented in the README)."""
-
-        def remaining(at: float | None) -> int | None:
-            return None if at is None else int(at - self.now)
-
-        body = asdict(self)
-        body.pop("now")
-        body["state"] = self.state.value
-        body["access_expires_in"] = remaining(self.access_expires_at)
-        body["refresh_expires_in"] = remaining(self.refresh_expires_at)
-        return body
-
-
-@dataclass(frozen=True)
-class AccountPlan:
-    """What the background scheduler needs of one account, from one read of its tokens."""
-
-    name: str
-    refresh_at: float | None
-    warning_at: float | None
-    refresh_expires_at: float | None
-    has_tokens: bool
-    login_required: bool
-    error: str | None = None
+def _no_tokens(name: str) -> LoginRequired:
+    return LoginRequired(f"no tokens stored for {name!r}: run `tdgui login {name}`")
 
 
 class TokenService:
@@ -130,6 +60,9 @@ class TokenService:
         self.clock = clock
         self.lead = lead
         self.store_override = store_override
+        self.records = StatusRecords(self.config.directory)
+        #: Status records of accounts whose tokens live in this process only (see _shares_records).
+        self._private_records: dict[str, RefreshRecord] = {}
         self._stores: dict[str, TokenStore] = {}
 
     # -- wiring ---------------------------------------------------------------------------
@@ -146,21 +79,24 @@ class TokenService:
     def store(self, account: Account) -> TokenStore:
         if self.store_override is not None:
             return self.store_override
-        return self._open_store(account.store)
+        return self.open_store(account.store)
 
-    def _open_store(self, kind: str) -> TokenStore:
-        """One store object per kind for this service (a keyring store caches its backend)."""
+    def open_store(self, kind: str) -> TokenStore:
+        """One store object per kind for this service, under its own config directory."""
         if kind not in self._stores:
             from tdgui.core.stores import open_store
 
-            self._stores[kind] = open_store(kind)
+            self._stores[kind] = open_store(kind, self.directory)
         return self._stores[kind]
 
     def secret_store(self, account: Account) -> TokenStore:
         """Client secrets go to the keyring, unless the user chose a disk store for the account."""
         if self.store_override is not None or account.store in ("file", "sql", "keyring"):
             return self.store(account)
-        return self._open_store("keyring")
+        return self.open_store("keyring")
+
+    def store_kind(self, account: Account) -> str:
+        return self.store_override.kind if self.store_override else account.store
 
     def client_secret(self, account: Account, provider: Provider) -> str | None:
         if not provider.needs_client_secret:
@@ -207,34 +143,37 @@ class TokenService:
         return tokens
 
     def _write_tokens(self, account: Account, tokens: TokenSet) -> None:
+        # The provider's answer is stored before anything else (exports, status): a process
+        # killed after the provider rotated the refresh token loses the least possible.
         self.store(account).write(f"{account.name}/tokens", tokens.to_json())
         self._sync_exports(account, tokens)
 
-    def _status_path(self, name: str) -> Path:
-        return self.directory / "status" / f"{name}.json"
+    def _shares_records(self, account: Account) -> bool:
+        """Whether this account's tokens are the ones every process sees (a durable store).
+
+        A memory store (or a cache given to this service object) is per process: its grant
+        dying must not mark the real account "login required" for everybody else.
+        """
+        return self.store_override is None and account.store != "memory"
 
     def refresh_record(self, name: str) -> RefreshRecord:
-        try:
-            body = json.loads(self._status_path(name).read_text(encoding="utf-8"))
-            if not isinstance(body, dict):
-                return RefreshRecord()
-            times = body.pop("times", None)
-            if times is not None and not _times_ok(times):
-                times = None
-            record = RefreshRecord(**body, times=TokenTimes(**times) if times else None)
-        except FileNotFoundError:
-            return RefreshRecord()
-        except (OSError, ValueError, TypeError, RecursionError):
-            return RefreshRecord()  # bookkeeping only: a damaged file is rebuilt on next write
-        if not _record_types_ok(record):
-            return RefreshRecord()
-        return record
+        if name in self._private_records:
+            return self._private_records[name]
+        return self.records.read(name)
 
-    def _save_record(self, name: str, record: RefreshRecord) -> None:
-        atomic_write(self._status_path(name), json.dumps(asdict(record)))
+    def _record_for(self, account: Account) -> RefreshRecord:
+        if not self._shares_records(account):
+            return self._private_records.get(account.name, RefreshRecord())
+        return self.records.read(account.name)
+
+    def _save_record(self, account: Account, record: RefreshRecord) -> None:
+        if self._shares_records(account):
+            self.records.save(account.name, record)
+        else:
+            self._private_records[account.name] = record
 
     @contextmanager
-    def _refresh_lock(self, name: str) -> Iterator[None]:
+    def refresh_lock(self, name: str) -> Iterator[None]:
         """Kernel lock (flock on POSIX): released by the kernel if the holder dies."""
         from filelock import FileLock, Timeout
 
@@ -253,14 +192,18 @@ class TokenService:
 
     # -- login ----------------------------------------------------------------------------
     def begin_login(self, name: str) -> flow.PendingLogin:
+        """Start a login: the store and the app secret are checked first, so a login that cannot
+        be kept fails before the user types a password, not after."""
         account = self.account(name)
         provider = self.provider(account)
-        self.client_secret(account, provider)  # fail before the browser opens, not after
+        self.store(account).check_available()
+        self.client_secret(account, provider)
         pending = flow.begin_login(
             account.name, provider, account.client_id, account.callback_url, self.clock.now()
         )
         SECRETS.add(pending.state)
-        SECRETS.add(pending.code_verifier)
+        if pending.code_verifier:
+            SECRETS.add(pending.code_verifier)
         return pending
 
     def finish_login(self, pending: flow.PendingLogin, redirect_url: str) -> TokenSet:
@@ -272,14 +215,30 @@ class TokenService:
         client = self.token_client(account, provider)
         response = client.exchange_code(code, pending.redirect_uri, pending.code_verifier)
         tokens = TokenSet.from_response(response, provider, self.clock.now())
-        with self._refresh_lock(account.name):
+        with self.refresh_lock(account.name):
+            # The account may have been removed (or replaced by another of the same name) while
+            # the user was on the login page: these tokens belong to the account that asked.
+            if self.config.find(account.name) != account:
+                raise LoginFailed(f"the account {account.name!r} was changed or removed during the login")
             self._write_tokens(account, tokens)
-            self._save_record(
-                account.name,
-                RefreshRecord(last_refresh_at=tokens.received_at, last_refresh_ok=True, times=tokens.times()),
-            )
+            self._save_record(account, RefreshRecord.succeeded(tokens.times()))
         log.info("logged in to %s (%s)", account.name, provider.name)
         return tokens
+
+    def browser_login(
+        self,
+        name: str,
+        open_browser: Callable[[str], object],
+        *,
+        timeout: float,
+        cancel: threading.Event | None = None,
+    ) -> TokenSet:
+        """The system-browser login (RFC 8252 §7.3): loopback listener, browser, code exchange."""
+        from tdgui.core.loopback import wait_for_redirect
+
+        pending = self.begin_login(name)
+        redirect = wait_for_redirect(pending, self.directory, open_browser, timeout=timeout, cancel=cancel)
+        return self.finish_login(pending, redirect)
 
     # -- tokens ---------------------------------------------------------------------------
     def get_token(self, name: str) -> TokenSet:
@@ -293,7 +252,7 @@ class TokenService:
         tokens = self.read_tokens(account)
         now = self.clock.now()
         if tokens is None:
-            raise LoginRequired(f"no tokens stored for {name!r}: run `tdgui login {name}`")
+            raise _no_tokens(name)
         if not schedule.needs_refresh(tokens, provider, now, self.lead):
             if tokens.access_valid(now):
                 return tokens
@@ -321,11 +280,11 @@ class TokenService:
     ) -> TokenSet:
         """`seen` is what the caller read before taking the lock."""
         name = account.name
-        with self._refresh_lock(name):
+        with self.refresh_lock(name):
             current = self.read_tokens(account)
             now = self.clock.now()
             if current is None:
-                raise LoginRequired(f"no tokens stored for {name!r}: run `tdgui login {name}`")
+                raise _no_tokens(name)
             someone_refreshed = seen is not None and current.received_at > seen.received_at
             if force and someone_refreshed:
                 return current
@@ -333,9 +292,9 @@ class TokenService:
                 if current.refresh_valid(now) or current.access_valid(now):
                     return current
             if not current.refresh_valid(now) or current.refresh_token is None:
-                self._mark_failed(name, "the refresh token has expired", login_required=True)
+                self._mark_failed(account, "the refresh token has expired", login_required=True)
                 raise LoginRequired(f"the refresh token of {name!r} has expired: log in again")
-            if not force and self.refresh_record(name).login_required:
+            if not force and self._record_for(account).login_required:
                 # The provider already refused this grant: asking again with the same dead
                 # refresh token only adds failed requests (`refresh --force` still tries).
                 raise LoginRequired(f"{name!r} needs a new login (the provider refused the refresh)")
@@ -344,73 +303,47 @@ class TokenService:
             try:
                 response = client.refresh(current.refresh_token, renew=renew)
             except LoginRequired as exc:
-                self._mark_failed(name, str(exc), login_required=True)
+                self._mark_failed(account, str(exc), login_required=True)
                 raise
             except TdguiError as exc:
-                self._mark_failed(name, str(exc), login_required=False)
+                self._mark_failed(account, str(exc), login_required=False)
                 raise
             tokens = TokenSet.from_response(response, provider, self.clock.now(), previous=current)
             self._write_tokens(account, tokens)
-            self._save_record(
-                name,
-                RefreshRecord(last_refresh_at=tokens.received_at, last_refresh_ok=True, times=tokens.times()),
-            )
+            self._save_record(account, RefreshRecord.succeeded(tokens.times()))
             log.info("refreshed %s", name)
             return tokens
 
-    def _mark_failed(self, name: str, error: str, *, login_required: bool) -> None:
-        previous = self.refresh_record(name)
-        self._save_record(
-            name,
-            RefreshRecord(
-                last_refresh_at=self.clock.now(),
-                last_refresh_ok=False,
-                last_error=error,
-                login_required=login_required or previous.login_required,
-                times=previous.times,
-            ),
-        )
+    def _mark_failed(self, account: Account, error: str, *, login_required: bool) -> None:
+        record = self._record_for(account)
+        self._save_record(account, record.failed(self.clock.now(), error, login_required=login_required))
 
     # -- status ---------------------------------------------------------------------------
     def status(self, name: str) -> AccountStatus:
-        account = self.account(name)
-        return self._status_of(account)
+        return self._status_of(self.account(name))
 
     def statuses(self) -> list[AccountStatus]:
         return [self._status_of(a) for a in self.config.accounts()]
 
     def _status_of(self, account: Account) -> AccountStatus:
         now = self.clock.now()
-        record = self.refresh_record(account.name)
+        record = self._record_for(account)
         provider = self.provider(account)
-        error = record.last_error if record.last_refresh_ok is False else None
+        read_error = times = None
         try:
-            tokens = self._times(account, record)
+            times = self._times(account, record)
         except (StoreUnavailable, StoredDataError) as exc:
-            tokens, error = None, str(exc)
-            state = schedule.AccountState.ERROR
-        else:
-            state = schedule.account_state(
-                tokens,
-                provider,
-                now,
-                self.lead,
-                login_required=record.login_required,
-                last_error=error,
-            )
-        return AccountStatus(
-            name=account.name,
-            provider=account.provider,
-            store=self.store_override.kind if self.store_override else account.store,
-            state=state,
-            access_expires_at=tokens.access_expires_at if tokens else None,
-            access_received_at=tokens.access_received_at if tokens else None,
-            refresh_expires_at=tokens.refresh_expires_at if tokens else None,
-            login_at=tokens.login_at if tokens else None,
-            last_refresh_at=record.last_refresh_at,
-            last_refresh_ok=record.last_refresh_ok,
-            last_error=error,
-            now=now,
+            read_error = str(exc)
+        return status_of(
+            account.name,
+            account.provider,
+            self.store_kind(account),
+            provider,
+            record,
+            times,
+            now,
+            self.lead,
+            read_error=read_error,
         )
 
     def plans(self) -> list[AccountPlan]:
@@ -418,44 +351,19 @@ class TokenService:
         now = self.clock.now()
         plans = []
         for account in self.config.accounts():
-            record = self.refresh_record(account.name)
+            record = self._record_for(account)
             try:
-                tokens = self._times(account, record)
+                times = self._times(account, record)
                 provider = self.provider(account)
             except TdguiError as exc:
                 plans.append(AccountPlan(account.name, None, None, None, False, False, str(exc)))
                 continue
-            dead = tokens is not None and not tokens.refresh_valid(now) and not tokens.access_valid(now)
-            login_required = record.login_required or dead
-            plans.append(
-                AccountPlan(
-                    name=account.name,
-                    refresh_at=None
-                    if tokens is None or login_required
-                    else schedule.next_refresh_at(tokens, provider, self.lead),
-                    warning_at=schedule.next_warning_at(tokens, now) if tokens else None,
-                    refresh_expires_at=tokens.refresh_expires_at if tokens else None,
-                    has_tokens=tokens is not None,
-                    login_required=login_required,
-                )
-            )
+            plans.append(plan_of(account.name, provider, record, times, now, self.lead))
         return plans
 
-    def next_refresh_at(self, name: str) -> float | None:
-        account = self.account(name)
-        record = self.refresh_record(name)
-        tokens = self._times(account, record)
-        if tokens is None or record.login_required:
-            return None
-        return schedule.next_refresh_at(tokens, self.provider(account), self.lead)
-
     def _times(self, account: Account, record: RefreshRecord) -> TokenTimes | None:
-        """Token times from the status record when the tokens live in a durable store.
-
-        A memory store (or a store given to this service object) is per process, so the
-        record on disk may describe tokens this process does not have: read the store then.
-        """
-        if self.store_override is None and account.store != "memory" and record.times is not None:
+        """Token times from the status record when the tokens live in a durable store."""
+        if self._shares_records(account) and record.times is not None:
             return record.times
         tokens = self.read_tokens(account)
         return tokens.times() if tokens else None
@@ -463,21 +371,20 @@ class TokenService:
     # -- logout / exports -----------------------------------------------------------------
     def logout(self, name: str) -> None:
         account = self.account(name)
-        with self._refresh_lock(name):
-            self.store(account).delete(f"{account.name}/tokens")
-            self._status_path(name).unlink(missing_ok=True)
+        with self.refresh_lock(name):
+            self.forget_tokens(account)
 
-    def remove_account(self, name: str) -> None:
-        account = self.account(name)
-        self.logout(name)
-        self.secret_store(account).delete(f"{account.name}/secret")
-        self.config.remove_account(name)
+    def forget_tokens(self, account: Account) -> None:
+        """Delete the tokens and the status record (the caller holds the refresh lock)."""
+        self.store(account).delete(f"{account.name}/tokens")
+        self._private_records.pop(account.name, None)
+        self.records.delete(account.name)
 
     def export(self, name: str, fmt: str, path: Path, *, keep_synced: bool) -> None:
         account = self.account(name)
         tokens = self.read_tokens(account)
         if tokens is None:
-            raise LoginRequired(f"no tokens stored for {name!r}: run `tdgui login {name}`")
+            raise _no_tokens(name)
         target = ExportTarget(format=fmt, path=str(path.expanduser().resolve()))
         export.write_export(tokens, fmt, Path(target.path))
         if keep_synced:

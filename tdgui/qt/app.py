@@ -1,12 +1,18 @@
-"""`run_gui()`: builds the QApplication, the single-instance guard, the main window, tray and scheduler."""
+"""The desktop app's entry: the QApplication, the single-instance guard, and the shell built from core."""
 
 from __future__ import annotations
 
 import logging
 import os
 import sys
+from typing import TYPE_CHECKING, Any
 
-log = logging.getLogger("tdgui.qt.app")
+if TYPE_CHECKING:
+    from tdgui.core.config import Settings
+    from tdgui.core.root import Core
+    from tdgui.qt.shell import Shell
+
+log = logging.getLogger(__name__)
 
 
 def prepare_environment() -> None:
@@ -30,7 +36,15 @@ def _qt_message_handler(mode: object, context: object, message: str) -> None:
     logging.getLogger("tdgui.qt.qt").log(level, "%s", message)
 
 
-def run_gui(*, minimized: bool = False) -> int:
+def build_shell(core: Core, settings: Settings, **options: Any) -> Shell:
+    """The running app's objects, wired once: used by `tdgui` and by `tdgui --self-test` alike."""
+    from tdgui.qt.shell import Shell
+
+    core.service.lead = float(settings.refresh_lead_seconds)
+    return Shell(core.service, settings, **options)
+
+
+def run_gui(core: Core, *, minimized: bool = False) -> int:
     """The desktop app. A second launch activates the first one and returns 0."""
     # No Qt WebEngine in this process: the login view runs in a child (tdgui.qt.login_process)
     # that takes Chromium's memory with it when it exits. The child inherits this environment.
@@ -38,14 +52,13 @@ def run_gui(*, minimized: bool = False) -> int:
     from PySide6.QtCore import QCoreApplication, QEvent, qInstallMessageHandler
     from PySide6.QtWidgets import QApplication, QMessageBox
 
-    from tdgui.core.config import Config, Settings
+    from tdgui.core.config import Settings
     from tdgui.core.errors import TdguiError
-    from tdgui.core.service import TokenService
     from tdgui.qt.single_instance import SingleInstance, instance_key
 
     existing = QApplication.instance()
     app = existing if isinstance(existing, QApplication) else QApplication(sys.argv[:1])
-    config = Config()
+    config = core.config
     guard = SingleInstance(instance_key(config.directory))
     if guard.notify_running():
         print("tdgui is already running; its window was brought to the front.")
@@ -62,10 +75,7 @@ def run_gui(*, minimized: bool = False) -> int:
     except TdguiError as exc:
         QMessageBox.warning(None, "tdgui", f"{exc}\n\nStarting with default settings.")
         settings = Settings()
-    service = TokenService(config, lead=float(settings.refresh_lead_seconds))
-    from tdgui.qt.shell import Shell
-
-    shell = Shell(service, settings)
+    shell = build_shell(core, settings)
     guard.activated.connect(shell.show_window)
     shell.start(show=not (minimized or settings.start_minimized))
     code = app.exec()

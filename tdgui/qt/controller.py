@@ -1,4 +1,8 @@
-"""The app's one wiring point: service, cached statuses, refreshes, logins and account changes."""
+"""The app's view of core: cached statuses, refreshes, logins and account changes, off the GUI thread.
+
+Every change (a refresh, a login, an account added, edited or removed) ends in one `changed`
+signal; the views and the scheduler listen to that instead of to each operation.
+"""
 
 from __future__ import annotations
 
@@ -8,23 +12,19 @@ from pathlib import Path
 from PySide6.QtCore import QObject, Signal, Slot
 from PySide6.QtWidgets import QWidget
 
+from tdgui.core.accounts import AccountManager, EditResult
 from tdgui.core.config import Account
-from tdgui.core.errors import TdguiError
+from tdgui.core.errors import LoginRequired, TdguiError
 from tdgui.core.logs import SECRETS
-from tdgui.core.schedule import AccountState
-from tdgui.core.service import AccountStatus, TokenService
+from tdgui.core.service import TokenService
+from tdgui.core.status import AccountStatus, Severity, overall_severity
+from tdgui.core.text import fmt_time
 from tdgui.core.tokens import TokenSet
-from tdgui.qt.format import fmt_time
 from tdgui.qt.login_common import DEFAULT_LOGIN_TIMEOUT, LoginResult
 from tdgui.qt.login_process import LoginProcess
 from tdgui.qt.worker import run_in_background
 
-log = logging.getLogger("tdgui.qt.controller")
-
-#: Overall tray state, worst first.
-LEVEL_ERROR = "error"
-LEVEL_WARN = "warn"
-LEVEL_OK = "ok"
+log = logging.getLogger(__name__)
 
 
 def error_text(error: BaseException) -> str:
@@ -34,23 +34,18 @@ def error_text(error: BaseException) -> str:
     return f"unexpected error ({type(error).__name__}); see the log"
 
 
-def overall_level(statuses: list[AccountStatus]) -> str:
-    states = {s.state for s in statuses}
-    if states & {AccountState.LOGIN_REQUIRED, AccountState.ERROR}:
-        return LEVEL_ERROR
-    if states & {AccountState.LOGIN_SOON, AccountState.REFRESH_SOON}:
-        return LEVEL_WARN
-    return LEVEL_OK
-
-
 class Controller(QObject):
     """Holds the TokenService; every call that touches network, keyring or disk runs in the background."""
 
+    #: an account's tokens, status or settings changed (its name; "" for the account list)
+    changed = Signal(str)
+    #: the cached statuses were re-read (after a change or on request)
     statuses_changed = Signal()
-    accounts_changed = Signal()
     refresh_started = Signal(str)
     #: name, ok, message
     refresh_finished = Signal(str, bool, str)
+    #: name, error: a refresh failed (the scheduler backs off on transient ones)
+    refresh_failed = Signal(str, object)
     #: account name: a login (its own process) was started
     login_started = Signal(str)
     login_finished = Signal(object)
@@ -66,10 +61,12 @@ class Controller(QObject):
     ) -> None:
         super().__init__(parent)
         self.service = service
+        self.accounts = AccountManager(service)
         self.login_timeout = login_timeout
         self.statuses: dict[str, AccountStatus] = {}
         self.load_error: str | None = None
         self.loaded = False
+        #: accounts with a refresh running, whoever asked (the button or the scheduler)
         self.refreshing: set[str] = set()
         #: one login (a child process hosting the web view) per account
         self.login_windows: dict[str, LoginProcess] = {}
@@ -83,8 +80,9 @@ class Controller(QObject):
     def names(self) -> list[str]:
         return list(self.statuses)
 
-    def level(self) -> str:
-        return overall_level(list(self.statuses.values()))
+    def severity(self) -> Severity | None:
+        """The worst account's severity; None with no accounts."""
+        return overall_severity(s.state for s in self.statuses.values())
 
     def reload(self) -> None:
         """Re-read every account's status (keyring!) in the background; coalesces bursts."""
@@ -115,19 +113,24 @@ class Controller(QObject):
             self.reload()
 
     # -- refresh ----------------------------------------------------------------------------
-    def refresh(self, name: str) -> None:
-        """The Refresh button: refresh now (single-flight across processes in the service)."""
+    def refresh(self, name: str, *, force: bool = True) -> bool:
+        """Refresh now (the button: `force`; the scheduler: only if due); False if one is running.
+
+        Single-flight across processes is the service's job; this keeps one request per account
+        in this process, whoever asked.
+        """
         if name in self.refreshing:
-            return
+            return False
         self.refreshing.add(name)
         self.refresh_started.emit(name)
         service = self.service
         run_in_background(
-            lambda: service.refresh(name, force=True),
+            lambda: service.refresh(name, force=force),
             lambda tokens: self._on_refreshed(name, tokens),
             lambda error: self._on_refresh_failed(name, error),
             context=self,
         )
+        return True
 
     def refresh_all(self) -> None:
         for name in self.names:
@@ -138,11 +141,17 @@ class Controller(QObject):
         self.refresh_finished.emit(
             name, True, f"Refreshed; access token valid until {fmt_time(tokens.access_expires_at)}."
         )
-        self.reload()
+        self._changed(name)
 
     def _on_refresh_failed(self, name: str, error: BaseException) -> None:
         self.refreshing.discard(name)
-        self.refresh_finished.emit(name, False, f"Refresh failed: {error_text(error)}")
+        prefix = "Login required" if isinstance(error, LoginRequired) else "Refresh failed"
+        self.refresh_failed.emit(name, error)
+        self.refresh_finished.emit(name, False, f"{prefix}: {error_text(error)}")
+        self._changed(name)
+
+    def _changed(self, name: str) -> None:
+        self.changed.emit(name)
         self.reload()
 
     # -- login ------------------------------------------------------------------------------
@@ -177,7 +186,7 @@ class Controller(QObject):
         if window is not None:
             window.close()  # the child has ended (or is ending); the main window shows the result
         self.login_finished.emit(result)
-        self.reload()
+        self._changed(result.account)
 
     def close_logins(self) -> None:
         for window in list(self.login_windows.values()):
@@ -186,40 +195,61 @@ class Controller(QObject):
         self.login_windows.clear()
 
     # -- accounts ---------------------------------------------------------------------------
-    def save_account(self, account: Account, secret: str | None, *, replace: bool) -> None:
-        """Add or replace an account; the secret goes to the keyring (never shown again)."""
-        service = self.service
+    def add_account(self, account: Account, secret: str | None) -> None:
+        """Add an account through core (store checked, secret first, rolled back on failure)."""
+        accounts = self.accounts
+        run_in_background(
+            lambda: accounts.add(account, secret),
+            lambda _: self._on_saved(account.name, f"Saved account {account.name}."),
+            self._on_save_failed,
+            context=self,
+        )
+
+    def edit_account(self, account: Account, secret: str | None) -> None:
+        """Change an account; its tokens move with a store change or are dropped with a new grant."""
+        accounts = self.accounts
+
+        def saved(result: EditResult) -> None:
+            note = ""
+            if result.moved:
+                note = " Its tokens moved to the new store."
+            elif result.dropped:
+                note = " Its tokens were deleted (they belong to the old settings): log in again."
+            self._on_saved(account.name, f"Saved account {account.name}.{note}")
+
+        run_in_background(
+            lambda: accounts.edit(account.name, account, secret), saved, self._on_save_failed, context=self
+        )
+
+    def save_sandbox_account(self, account: Account) -> None:
+        """The demo account: re-pointed at the running sandbox (replaced if it exists)."""
+        accounts = self.accounts
 
         def work() -> None:
-            account.validate()
-            if secret:
-                service.set_client_secret(account, secret)
-            service.config.add_account(account, replace_existing=replace)
+            if self.service.config.find(account.name) is None:
+                accounts.add(account)
+            else:
+                accounts.edit(account.name, account)
 
         run_in_background(
             work,
-            lambda _: self._on_saved(f"Saved account {account.name}."),
+            lambda _: self._on_saved(account.name, f"Saved account {account.name}."),
             self._on_save_failed,
             context=self,
         )
 
     def remove_account(self, name: str) -> None:
-        service = self.service
+        accounts = self.accounts
         run_in_background(
-            lambda: service.remove_account(name),
-            lambda _: self._on_saved(f"Removed account {name} and its stored tokens."),
+            lambda: accounts.remove(name),
+            lambda _: self._on_saved("", f"Removed account {name} and its stored tokens."),
             self._on_save_failed,
             context=self,
         )
 
-    def add_account_now(self, account: Account) -> None:
-        """Add an account that needs no secret (the sandbox) in the background."""
-        self.save_account(account, None, replace=True)
-
-    def _on_saved(self, message: str) -> None:
+    def _on_saved(self, name: str, message: str) -> None:
         self.account_saved.emit(True, message)
-        self.accounts_changed.emit()
-        self.reload()
+        self._changed(name)
 
     def _on_save_failed(self, error: BaseException) -> None:
         self.account_saved.emit(False, error_text(error))

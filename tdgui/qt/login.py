@@ -496,11 +496,6 @@ class LoginWindow(QWidget):
             self.teardown_engine()
             self.browser_requested.emit()
             return
-        try:
-            from tdgui.core.loopback import run_browser_login
-        except ImportError:
-            self.message.setText("The system-browser login is not available in this version.")
-            return
         self.teardown_engine()
         self.browser_button.setEnabled(False)
         self.progress.setRange(0, 0)
@@ -517,7 +512,7 @@ class LoginWindow(QWidget):
         assert service is not None
         self._exchanging = True
         run_in_background(
-            lambda: run_browser_login(service, name, opener, remaining, cancel),
+            lambda: service.browser_login(name, opener, timeout=remaining, cancel=cancel),
             self._on_tokens,
             self._on_browser_error,
             context=self,

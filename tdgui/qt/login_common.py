@@ -16,8 +16,8 @@ from tdgui.core.errors import AccessDenied, ProviderError, TdguiError
 from tdgui.core.logs import SECRETS
 from tdgui.core.providers import Provider, host_of
 from tdgui.core.service import TokenService
+from tdgui.core.text import fmt_duration, fmt_time
 from tdgui.core.tokens import TokenSet
-from tdgui.qt.format import fmt_duration, fmt_time
 
 #: How long the login window waits for the user before giving up (10 minutes).
 DEFAULT_LOGIN_TIMEOUT = 600.0

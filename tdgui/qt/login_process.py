@@ -393,8 +393,6 @@ class LoginProcess(QObject):
         """The system-browser login (loopback redirect, RFC 8252 §7.3), run here in the parent."""
         if self.result is not None or self._exchanging:
             return
-        from tdgui.core.loopback import run_browser_login
-
         self._watchdog.stop()
         self._stop_child()
         cancel = threading.Event()
@@ -407,7 +405,7 @@ class LoginProcess(QObject):
         self.browser_window = window
         window.show()
         run_in_background(
-            lambda: run_browser_login(service, name, opener, remaining, cancel),
+            lambda: service.browser_login(name, opener, timeout=remaining, cancel=cancel),
             self._on_tokens,
             self._on_error,
             context=self,

@@ -23,22 +23,14 @@ from PySide6.QtWidgets import (
 )
 
 from tdgui.core.config import Account, Settings
-from tdgui.core.schedule import AccountState
 from tdgui.qt.account_dialog import AccountDialog
-from tdgui.qt.controller import LEVEL_ERROR, LEVEL_OK, LEVEL_WARN, Controller, error_text
+from tdgui.qt.controller import Controller, error_text
 from tdgui.qt.icons import app_icon, level_icon
 from tdgui.qt.login_common import LoginResult
 from tdgui.qt.status_view import StatusView
 
 log = logging.getLogger("tdgui.qt.main")
 
-STATE_LEVEL = {
-    AccountState.VALID: LEVEL_OK,
-    AccountState.REFRESH_SOON: LEVEL_OK,
-    AccountState.LOGIN_SOON: LEVEL_WARN,
-    AccountState.LOGIN_REQUIRED: LEVEL_ERROR,
-    AccountState.ERROR: LEVEL_ERROR,
-}
 
 WELCOME_TEXT = """<h2>Welcome to tdgui</h2>
 <p>tdgui logs you in to your broker's trading API once, in its own login page, and then keeps
@@ -228,7 +220,7 @@ class MainWindow(QMainWindow):
         self.accounts.blockSignals(True)
         self.accounts.clear()
         for name, status in controller.statuses.items():
-            item = QListWidgetItem(level_icon(STATE_LEVEL.get(status.state, LEVEL_ERROR)), name)
+            item = QListWidgetItem(level_icon(status.severity.value), name)
             item.setData(Qt.ItemDataRole.UserRole, name)
             item.setToolTip(f"{status.provider}: {status.state.value}")
             self.accounts.addItem(item)
@@ -324,7 +316,10 @@ class MainWindow(QMainWindow):
         def done(code: int) -> None:
             account: Account | None = dialog.account()
             if code == QDialog.DialogCode.Accepted and account is not None:
-                self.controller.save_account(account, dialog.secret_value(), replace=replace)
+                if replace:
+                    self.controller.edit_account(account, dialog.secret_value())
+                else:
+                    self.controller.add_account(account, dialog.secret_value())
             self.account_dialog = None
 
         dialog.finished.connect(done)

@@ -71,12 +71,13 @@ def _run(config_dir: Path, screenshot_dir: Path | None, deadline: float) -> str:
     from PySide6.QtCore import QCoreApplication, QEvent, QEventLoop, QTimer, SignalInstance
     from PySide6.QtWidgets import QApplication, QWidget
 
-    from tdgui.core.config import Config, sandbox_account
-    from tdgui.core.service import TokenService
+    from tdgui.core.config import Settings, sandbox_account
+    from tdgui.core.environment import Environment
+    from tdgui.core.root import build_core
     from tdgui.core.stores.memory import MemoryStore
-    from tdgui.qt.controller import Controller
+    from tdgui.qt.app import build_shell
     from tdgui.qt.login_common import LoginResult
-    from tdgui.qt.main_window import MainWindow
+    from tdgui.qt.shell import Shell
     from tdgui.qt.worker import wait_for_idle
     from tdgui.sandbox import SandboxServer, sandbox_state_dir
 
@@ -124,14 +125,17 @@ def _run(config_dir: Path, screenshot_dir: Path | None, deadline: float) -> str:
         server = SandboxServer(sandbox_state_dir(config_dir), port=0).start()
     except Exception as exc:
         raise StepFailed(step, str(exc)) from None
-    window: MainWindow | None = None
-    controller: Controller | None = None
+    shell: Shell | None = None
     try:
-        service = TokenService(Config(config_dir), store_override=MemoryStore())
-        service.config.add_account(sandbox_account("selftest", "schwab", sandbox_url=server.base_url))
-        controller = Controller(service)
-        window = MainWindow(controller, open_add_on_first_run=False)
-        window.show()
+        # The app's own wiring (the root `tdgui` uses), on a private config and an in-memory store.
+        core = build_core(Environment.from_os(), store_override=MemoryStore())
+        if core.config.directory != config_dir:
+            raise StepFailed("setup", "the private config directory was not taken")
+        core.accounts.add(sandbox_account("selftest", "schwab", sandbox_url=server.base_url))
+        service = core.service
+        shell = build_shell(core, Settings(), use_tray=False, open_add_on_first_run=False)
+        controller, window = shell.controller, shell.window
+        shell.start(show=True)
         waiter = Waiter(controller.statuses_changed, "main window")
         controller.reload()
         waiter.wait()
@@ -198,12 +202,9 @@ def _run(config_dir: Path, screenshot_dir: Path | None, deadline: float) -> str:
         shoot(window, "status.png")
         return f"login {login_seconds:.1f} s, refresh {refresh_seconds:.2f} s"
     finally:
-        if controller is not None:
-            controller.close_logins()
-        if window is not None:
-            window.hide_on_close = False
-            window.hide()
-            window.deleteLater()
+        if shell is not None:
+            shell.shutdown()
+            shell.window.deleteLater()
         wait_for_idle(10_000)
         server.stop()
         app.processEvents()

@@ -19,7 +19,7 @@ from tdgui.qt.scheduler import KIND_EXPIRED, RefreshScheduler
 from tdgui.qt.tray import Tray
 from tdgui.qt.worker import run_in_background, wait_for_idle
 
-log = logging.getLogger("tdgui.qt.shell")
+log = logging.getLogger(__name__)
 
 SANDBOX_ACCOUNT = "sandbox"
 
@@ -60,7 +60,7 @@ class Shell(QObject):
         if login_timeout is not None:
             self.controller.login_timeout = login_timeout
         self.window = MainWindow(self.controller, open_add_on_first_run=open_add_on_first_run)
-        self.scheduler = RefreshScheduler(service, parent=self)
+        self.scheduler = RefreshScheduler(self.controller, parent=self)
         self.scheduler.notifications_enabled = settings.notifications
         self.tray = Tray(self.controller, parent=self)
         self.use_tray = Tray.available() if use_tray is None else use_tray
@@ -83,9 +83,6 @@ class Shell(QObject):
         tray.login_requested.connect(self.open_login)
         scheduler.refreshed.connect(self._on_background_refresh)
         scheduler.notification.connect(self.notify)
-        controller.login_finished.connect(lambda _result: scheduler.reschedule())
-        controller.refresh_finished.connect(lambda *_: scheduler.reschedule())
-        controller.accounts_changed.connect(scheduler.reschedule)
         controller.account_saved.connect(self._on_account_saved)
 
     # -- lifecycle --------------------------------------------------------------------------
@@ -209,9 +206,7 @@ class Shell(QObject):
         url = str(getattr(server, "base_url", ""))
         self.window.statusBar().showMessage(f"Sandbox running at {url} (user demo, password demo)")
         self._open_login_after_save = SANDBOX_ACCOUNT
-        self.controller.save_account(
-            sandbox_account(SANDBOX_ACCOUNT, "schwab", sandbox_url=url), None, replace=True
-        )
+        self.controller.save_sandbox_account(sandbox_account(SANDBOX_ACCOUNT, "schwab", sandbox_url=url))
 
     def _on_sandbox_failed(self, error: BaseException) -> None:
         self.window.try_sandbox_button.setEnabled(True)

@@ -18,7 +18,7 @@ from PySide6.QtWidgets import (
 from tdgui.core.clock import Clock
 from tdgui.core.schedule import WARN_WINDOW, AccountState
 from tdgui.core.service import AccountStatus
-from tdgui.qt.format import fmt_duration, fmt_time
+from tdgui.core.text import fmt_duration, fmt_time
 
 COLOUR_VALID = "#2e7d32"
 COLOUR_SOON = "#f9a825"

@@ -6,13 +6,15 @@ from PySide6.QtCore import QObject, Signal, Slot
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QMenu, QSystemTrayIcon
 
-from tdgui.qt.controller import LEVEL_ERROR, LEVEL_OK, LEVEL_WARN, Controller
+from tdgui.core.status import Severity
+from tdgui.qt.controller import Controller
 from tdgui.qt.icons import tray_icon
 
-LEVEL_TOOLTIP = {
-    LEVEL_OK: "all tokens valid",
-    LEVEL_WARN: "a token expires soon",
-    LEVEL_ERROR: "login required",
+SEVERITY_TOOLTIP = {
+    None: "no accounts yet",
+    Severity.OK: "all tokens valid",
+    Severity.WARN: "a login is needed soon",
+    Severity.ERROR: "login required",
 }
 
 
@@ -26,9 +28,9 @@ class Tray(QObject):
     def __init__(self, controller: Controller, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.controller = controller
-        self.level = LEVEL_OK
+        self.level = "none"
         self.last_notice_account: str | None = None
-        self.icon = QSystemTrayIcon(tray_icon(LEVEL_OK), self)
+        self.icon = QSystemTrayIcon(tray_icon("none"), self)
         self.menu = QMenu()
         self.action_open = QAction("Open tdgui", self)
         self.action_refresh_all = QAction("Refresh all", self)
@@ -55,9 +57,10 @@ class Tray(QObject):
 
     @Slot()
     def update(self) -> None:
-        self.level = self.controller.level()
+        severity = self.controller.severity()
+        self.level = severity.value if severity else "none"
         self.icon.setIcon(tray_icon(self.level))
-        self.icon.setToolTip(f"tdgui: {LEVEL_TOOLTIP[self.level]}")
+        self.icon.setToolTip(f"tdgui: {SEVERITY_TOOLTIP[severity]}")
         self._rebuild_menu()
 
     def _rebuild_menu(self) -> None:

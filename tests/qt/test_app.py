@@ -11,6 +11,7 @@ from PySide6.QtWidgets import QApplication, QDialogButtonBox
 from pytestqt.qtbot import QtBot
 
 import tdgui
+from tdgui.core.accounts import AccountManager
 from tdgui.core.config import Config, Settings, sandbox_account
 from tdgui.core.service import TokenService
 from tdgui.qt.shell import Shell
@@ -187,13 +188,15 @@ def test_single_instance(qtbot: QtBot, tmp_path: Path) -> None:
 
 
 def test_second_launch_activates_the_first(qtbot: QtBot, isolated_config: Path) -> None:
+    from tdgui.core.environment import Environment
+    from tdgui.core.root import build_core
     from tdgui.qt.app import run_gui
     from tdgui.qt.single_instance import SingleInstance, instance_key
 
     first = SingleInstance(instance_key(Config().directory))
     assert first.listen()
     with qtbot.waitSignal(first.activated, timeout=5_000):
-        assert run_gui() == 0
+        assert run_gui(build_core(Environment.from_os())) == 0
     first.close()
 
 
@@ -204,7 +207,7 @@ def test_real_keyring_login(qtbot: QtBot, isolated_config: Path, sandbox: Sandbo
     from tdgui.qt.login import LoginWindow
 
     try:
-        store = open_store("keyring")
+        store = open_store("keyring", isolated_config)
         store.write("tdgui-qt-probe/tokens", "x")
         store.delete("tdgui-qt-probe/tokens")
     except StoreUnavailable as exc:
@@ -223,8 +226,8 @@ def test_real_keyring_login(qtbot: QtBot, isolated_config: Path, sandbox: Sandbo
     assert blocker.args[0].ok, blocker.args[0].message
     tokens = TokenService(Config(isolated_config)).read_tokens(service.account("kr"))
     assert tokens is not None and tokens.access_token == blocker.args[0].tokens.access_token
-    service.remove_account("kr")
-    assert open_store("keyring").read("kr/tokens") is None
+    AccountManager(service).remove("kr")
+    assert open_store("keyring", isolated_config).read("kr/tokens") is None
 
 
 def test_self_test(tmp_path: Path, capsys: pytest.CaptureFixture[str], isolated_config: Path) -> None:
@@ -247,7 +250,7 @@ def test_run_gui_starts_and_a_second_launch_exits(qtbot: QtBot, isolated_config:
 
     from tdgui.qt.single_instance import SingleInstance, instance_key
 
-    code = "from tdgui.qt.app import run_gui; raise SystemExit(run_gui(minimized=True))"
+    code = "from tdgui.cli import main; raise SystemExit(main(['--minimized']))"
     first = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         probe = SingleInstance(instance_key(isolated_config))

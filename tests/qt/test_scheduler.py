@@ -9,6 +9,7 @@ from pytestqt.qtbot import QtBot
 from tdgui.core.clock import ManualClock
 from tdgui.core.config import Settings
 from tdgui.core.service import TokenService
+from tdgui.qt.controller import Controller
 from tdgui.qt.scheduler import BACKOFF_START, KIND_EXPIRED, KIND_EXPIRING, RefreshScheduler
 from tdgui.qt.shell import Shell
 from tdgui.sandbox import SandboxServer
@@ -40,7 +41,7 @@ def test_fires_at_the_right_moment(
     login(service, sandbox, add_sandbox_account("alpha"))
     tokens = service.read_tokens(service.account("alpha"))
     assert tokens is not None
-    scheduler = started(qtbot, RefreshScheduler(service))
+    scheduler = started(qtbot, RefreshScheduler(Controller(service)))
     due = tokens.access_expires_at - service.lead
     assert scheduler.next_wakeup_at == due
     assert scheduler.timer.isActive() and scheduler.timer.isSingleShot()
@@ -74,7 +75,7 @@ def test_sleep_is_capped(
     add_sandbox_account: Callable[..., str],
 ) -> None:
     login(manual_service, sandbox, add_sandbox_account("alpha"))
-    scheduler = started(qtbot, RefreshScheduler(manual_service, max_sleep=10))
+    scheduler = started(qtbot, RefreshScheduler(Controller(manual_service), max_sleep=10))
     assert scheduler.timer.interval() == 10_000  # wakes to re-check, e.g. after a suspend
     assert (
         scheduler.next_wakeup_at is not None and scheduler.next_wakeup_at - manual_service.clock.now() > 600
@@ -86,7 +87,7 @@ def test_no_tokens_no_timer(
     qtbot: QtBot, manual_service: TokenService, add_sandbox_account: Callable[..., str]
 ) -> None:
     add_sandbox_account("alpha")
-    scheduler = started(qtbot, RefreshScheduler(manual_service))
+    scheduler = started(qtbot, RefreshScheduler(Controller(manual_service)))
     assert scheduler.next_wakeup_at is None and not scheduler.timer.isActive()
 
 
@@ -101,7 +102,7 @@ def test_network_loss_backs_off(
     assert isinstance(clock, ManualClock)
     login(service, sandbox, add_sandbox_account("alpha"))
     before = service.read_tokens(service.account("alpha"))
-    scheduler = started(qtbot, RefreshScheduler(service))
+    scheduler = started(qtbot, RefreshScheduler(Controller(service)))
     assert scheduler.next_wakeup_at is not None
     clock.advance(scheduler.next_wakeup_at - clock.now() + 1)
     sandbox.stop()  # the network is gone
@@ -177,7 +178,7 @@ def test_notifications_off(
     assert isinstance(clock, ManualClock)
     login(service, sandbox, add_sandbox_account("alpha"))
     clock.advance(6.5 * DAY)
-    scheduler = RefreshScheduler(service)
+    scheduler = RefreshScheduler(Controller(service))
     scheduler.notifications_enabled = False
     received: list[object] = []
     scheduler.notification.connect(lambda *args: received.append(args))

@@ -368,9 +368,10 @@ def role_api_debug(name: str, base_url: str, ca: str, outfile: str) -> int:
     """Row 10: the Python API with every logger at DEBUG (logging set up as the desktop app does)."""
     import logging
 
+    from tdgui.core.environment import Environment
     from tdgui.core.logs import setup_logging
 
-    setup_logging()  # TD_LOG_LEVEL=DEBUG in the environment
+    setup_logging(Environment.from_os().log_level)  # TD_LOG_LEVEL=DEBUG in the environment
     for logger in ("tdgui", "authlib", "urllib3", "requests"):
         logging.getLogger(logger).setLevel(logging.DEBUG)
     import tdgui

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
 from tdgui.core.errors import UsageError
 from tdgui.core.stores.base import TokenStore, check_key
@@ -17,8 +18,8 @@ _shared_memory: MemoryStore | None = None
 _shared_memory_lock = threading.Lock()
 
 
-def open_store(kind: str) -> TokenStore:
-    """The default store of `kind`; UsageError for an unknown kind.
+def open_store(kind: str, config_dir: Path) -> TokenStore:
+    """The store of `kind` for the config directory `config_dir`; UsageError for an unknown kind.
 
     "memory" is one MemoryStore per process, so the service and the API of one process see
     the same records. The keyring module is imported only when asked for: importing keyring
@@ -31,11 +32,11 @@ def open_store(kind: str) -> TokenStore:
     if kind == "file":
         from tdgui.core.stores.file import FileStore
 
-        return FileStore.default()
+        return FileStore(config_dir / "tokens")
     if kind == "sql":
         from tdgui.core.stores.sql import SQLStore
 
-        return SQLStore.default()
+        return SQLStore(config_dir / "tokens.sqlite3")
     if kind == "memory":
         global _shared_memory
         with _shared_memory_lock:

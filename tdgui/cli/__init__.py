@@ -1,0 +1,93 @@
+"""The `tdgui` command line: accounts, login, status, token, refresh, export, sandbox. Never imports Qt."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import sys
+from collections.abc import Sequence
+
+from tdgui.cli.parser import build_parser
+from tdgui.core.environment import Environment
+from tdgui.core.errors import TdguiError
+
+__all__ = ["build_parser", "main"]
+
+log = logging.getLogger(__name__)
+
+
+class _TerminalFilter(logging.Filter):
+    """What reaches the terminal without --debug: no tracebacks (the CLI prints every error as
+    one line itself; the traceback is in the log file) and, unless stderr is a terminal, no
+    retry chatter before that line."""
+
+    def __init__(self, quiet_retries: bool) -> None:
+        super().__init__()
+        self.quiet_retries = quiet_retries
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info or record.exc_text:
+            return False
+        retry_chatter = record.name in ("tdgui.oauth", "tdgui.core.oauth") and record.levelno < logging.ERROR
+        return not (self.quiet_retries and retry_chatter)
+
+
+def _setup_logging(debug: bool, env: Environment) -> None:
+    """--debug: DEBUG to stderr and tracebacks; TD_LOG_LEVEL=LEVEL: that level, also to stderr."""
+    from tdgui.core.logs import setup_logging
+
+    setup_logging(
+        "DEBUG" if debug else env.log_level, to_stderr=debug or bool(env.log_level), log_dir=env.log_dir
+    )
+    if debug:
+        return
+    terminal = _TerminalFilter(quiet_retries=not (env.log_level or sys.stderr.isatty()))
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler):
+            if not any(isinstance(f, _TerminalFilter) for f in handler.filters):
+                handler.addFilter(terminal)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.login_child:
+        from tdgui.qt.login_child import main as login_child_main
+
+        return int(login_child_main())
+    try:
+        env = Environment.from_os()
+        _setup_logging(args.debug, env)
+        from tdgui.cli.commands import COMMANDS
+        from tdgui.core.root import build_core
+
+        handler = COMMANDS[args.command or "gui"]
+        code = int(handler(build_core(env), args))
+        sys.stdout.flush()
+        return code
+    except TdguiError as exc:
+        if args.debug:
+            log.exception("command failed")
+        print(f"tdgui: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("tdgui: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        # stdout was closed early (`tdgui status | head -1`): not worth a message.
+        import os
+
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    except Exception as exc:
+        # The traceback goes through the logging filter that masks secrets: to the log file
+        # always, to stderr only with --debug. The terminal gets one line.
+        log.exception("unexpected error")
+        from tdgui.core.logs import SECRETS
+
+        print(
+            f"tdgui: unexpected error: {SECRETS.mask(str(exc))} (details in the log; rerun with --debug)",
+            file=sys.stderr,
+        )
+        return 1

@@ -1,0 +1,182 @@
+"""The `tdgui` subcommands: each turns parsed arguments into core calls and prints the result."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+
+from tdgui.cli.output import open_browser_announcing, print_status, say, valid_until
+from tdgui.core.errors import TdguiError, UsageError
+from tdgui.core.root import Core
+
+NO_ACCOUNTS = "no accounts yet: add one with `tdgui accounts add NAME --provider ...`"
+
+
+def cmd_accounts(core: Core, args: argparse.Namespace) -> int:
+    if args.accounts_command == "list":
+        accounts = core.config.accounts()
+        if args.json:
+            print(json.dumps([a.to_dict() for a in accounts], indent=2))
+        elif not accounts:
+            print(NO_ACCOUNTS)
+        else:
+            for account in accounts:
+                print(f"{account.name}\t{account.provider}\t{account.client_id}\t{account.store}")
+        return 0
+    if args.accounts_command == "remove":
+        core.accounts.remove(args.name)
+        say(f"removed {args.name} with its tokens and secret")
+        return 0
+    return _add_account(core, args)
+
+
+def _add_account(core: Core, args: argparse.Namespace) -> int:
+    """`accounts add`: everything is checked before anything is written (secret, then config)."""
+    from tdgui.core.accounts import AccountDraft
+
+    account = AccountDraft(
+        name=args.name,
+        provider=args.provider,
+        client_id=args.client_id,
+        callback_url=args.callback_url,
+        store=args.store,
+        flavor=args.flavor,
+        sandbox_url=args.sandbox_url,
+        authorize_url=args.authorize_url,
+        token_url=args.token_url,
+        auth_method=args.auth_method,
+        scopes=tuple(args.scope),
+        pkce=args.pkce,
+    ).to_account()
+    secret = None
+    if args.client_secret_stdin:
+        secret = sys.stdin.readline().strip()
+        if not secret:
+            raise UsageError("--client-secret-stdin: nothing was read from standard input")
+    core.accounts.add(account, secret)
+    if account.store == "memory":
+        say(
+            "note: the memory store keeps tokens only inside the process that logged in "
+            "(the desktop app or a script using tdgui.Accounts); `tdgui login` keeps nothing"
+        )
+    print(f"added {account.name} ({account.provider}); log in with `tdgui login {account.name} --manual`")
+    return 0
+
+
+def cmd_login(core: Core, args: argparse.Namespace) -> int:
+    service = core.service
+    if args.manual:
+        from tdgui.core import flow
+        from tdgui.core.errors import RedirectError
+
+        pending = service.begin_login(args.name)
+        print(pending.url, flush=True)
+        if sys.stdin.isatty():  # a person at a terminal; a script piping stdin needs no prompt
+            say(
+                "Open the URL above, log in, then paste the full address the browser ends on "
+                "(it will not load; that is expected):"
+            )
+        line = sys.stdin.readline().strip()
+        if not line:
+            raise UsageError("no redirect URL was read from standard input")
+        if not flow.matches_callback(line, pending.redirect_uri):
+            # Not the callback at all (not a URL, another host, port or path): a usage error.
+            # A callback that does not complete the login (wrong state, denied) stays exit 1.
+            try:
+                flow.parse_redirect(pending, line)
+            except RedirectError as exc:
+                raise UsageError(str(exc)) from None
+        tokens = service.finish_login(pending, line)
+    else:
+        if args.timeout <= 0:
+            raise UsageError("--timeout must be a positive number of seconds")
+        tokens = service.browser_login(args.name, open_browser_announcing, timeout=args.timeout)
+    say(f"logged in to {args.name}; access token valid {valid_until(tokens.access_expires_at)}")
+    return 0
+
+
+def cmd_status(core: Core, args: argparse.Namespace) -> int:
+    service = core.service
+    statuses = [service.status(args.name)] if args.name else service.statuses()
+    if args.json:
+        print(json.dumps([s.to_json() for s in statuses], indent=2))
+        return 0
+    if not statuses:
+        print(NO_ACCOUNTS)
+    for status in statuses:
+        print_status(status)
+    return 0
+
+
+def cmd_token(core: Core, args: argparse.Namespace) -> int:
+    tokens = core.service.get_token(args.name)
+    # Printing the token is this command's whole job (the one place a secret reaches stdout).
+    sys.stdout.write(tokens.access_token + "\n")
+    return 0
+
+
+def cmd_refresh(core: Core, args: argparse.Namespace) -> int:
+    tokens = core.service.refresh(args.name, force=args.force)
+    say(f"{args.name}: access token valid {valid_until(tokens.access_expires_at)}")
+    return 0
+
+
+def cmd_export(core: Core, args: argparse.Namespace) -> int:
+    core.service.export(args.name, args.format, args.output, keep_synced=args.keep_synced)
+    synced = " (kept in sync after every refresh)" if args.keep_synced else ""
+    say(f"wrote {args.output}{synced}")
+    return 0
+
+
+def cmd_logout(core: Core, args: argparse.Namespace) -> int:
+    core.accounts.logout(args.name)
+    say(f"logged out of {args.name}: tokens deleted")
+    return 0
+
+
+def cmd_sandbox(core: Core, args: argparse.Namespace) -> int:
+    from tdgui.core import providers
+    from tdgui.sandbox import serve_forever
+    from tdgui.sandbox.certs import sandbox_state_dir
+
+    serve_forever(
+        sandbox_state_dir(core.env.config_dir),
+        port=args.port if args.port is not None else providers.SANDBOX_DEFAULT_PORT,
+        flavor=args.flavor,
+        access_ttl=args.access_ttl,
+        refresh_ttl=args.refresh_ttl,
+        rotate=args.rotate,
+    )
+    return 0
+
+
+def cmd_gui(core: Core, args: argparse.Namespace) -> int:
+    try:
+        if args.self_test:
+            from tdgui.qt.selftest import run_self_test
+
+            return int(run_self_test(args.screenshot))
+        from tdgui.qt.app import run_gui
+    except ModuleNotFoundError as exc:
+        if not (exc.name or "").startswith("PySide6"):
+            raise
+        raise TdguiError(
+            "the desktop app needs PySide6 (pip install 'tdgui[gui]'); "
+            "the command line (`tdgui --help`) works without it"
+        ) from None
+    return int(run_gui(core, minimized=args.minimized))
+
+
+COMMANDS: dict[str, Callable[[Core, argparse.Namespace], int]] = {
+    "accounts": cmd_accounts,
+    "login": cmd_login,
+    "status": cmd_status,
+    "token": cmd_token,
+    "refresh": cmd_refresh,
+    "export": cmd_export,
+    "logout": cmd_logout,
+    "sandbox": cmd_sandbox,
+    "gui": cmd_gui,
+}

@@ -1,0 +1,41 @@
+"""What the command line prints for people: status blocks and one-line results (stderr)."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+from tdgui.core.status import AccountStatus
+from tdgui.core.text import fmt_time, fmt_until
+
+
+def say(message: str) -> None:
+    """A result or progress line for the person at the terminal: stderr, so stdout stays data."""
+    print(message, file=sys.stderr, flush=True)
+
+
+def print_status(status: AccountStatus) -> None:
+    now = time.time()
+    print(f"{status.name}: {status.state.value}")
+    print(f"  provider        {status.provider}   store {status.store}")
+    print(f"  access token    {fmt_until(status.access_expires_at, now)}")
+    print(f"  refresh token   {fmt_until(status.refresh_expires_at, now)}")
+    last = "-"
+    if status.last_refresh_at:
+        last = fmt_time(status.last_refresh_at) + (" ok" if status.last_refresh_ok else " failed")
+    print(f"  last refresh    {last}")
+    if status.last_error:
+        print(f"  last error      {status.last_error}")
+
+
+def valid_until(at: float) -> str:
+    return fmt_until(at, time.time())
+
+
+def open_browser_announcing(url: str) -> None:
+    """The system browser for a login, with the URL on stderr in case none opens."""
+    from tdgui.core.loopback import open_system_browser
+
+    say(f"Opening your browser; if it does not open, visit:\n{url}")
+    if not open_system_browser(url):
+        say("tdgui: no browser could be started: open the URL above yourself")

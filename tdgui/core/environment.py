@@ -1,0 +1,74 @@
+"""The process environment, read once at an entry point (CLI, API, GUI) into explicit settings."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from tdgui.core.errors import ConfigError
+
+APP_NAME = "tdgui"
+
+
+def _flag(environ: Mapping[str, str], name: str) -> bool | None:
+    """pyTD's True/False variables: anything else is an error, never a silent default."""
+    raw = environ.get(name)
+    if raw is None:
+        return None
+    value = raw.strip().lower()
+    if value in ("true", "false"):
+        return value == "true"
+    raise ConfigError(f"{name} must be True or False, not {raw!r}")
+
+
+@dataclass(frozen=True)
+class Environment:
+    """Everything tdgui takes from environment variables; nothing below an entry point reads them."""
+
+    config_dir: Path
+    log_dir: Path
+    #: TD_LOG_LEVEL (DEBUG, INFO, WARNING, ERROR), upper-cased; None: the default
+    log_level: str | None = None
+    #: TD_SANDBOX_URL: where sandbox accounts without their own URL find the emulator
+    sandbox_url: str | None = None
+    #: TD_STORE_TOKENS (pyTD): False keeps the API's tokens in memory only
+    store_tokens: bool | None = None
+    #: TD_CONSUMER_KEY / TD_CALLBACK_URL (pyTD): the API's defaults
+    consumer_key: str | None = None
+    callback_url: str | None = None
+
+    @classmethod
+    def from_os(cls, environ: Mapping[str, str] | None = None) -> Environment:
+        env = os.environ if environ is None else environ
+        config_override = env.get("TD_CONFIG_DIR")
+        if config_override:
+            config_dir = Path(config_override).expanduser()
+        else:
+            import platformdirs
+
+            config_dir = Path(platformdirs.user_config_dir(APP_NAME, appauthor=False))
+        log_override = env.get("TD_LOG_DIR")
+        if log_override:
+            log_dir = Path(log_override).expanduser()
+        elif config_override:
+            log_dir = config_dir / "logs"
+        else:
+            import platformdirs
+
+            log_dir = Path(platformdirs.user_log_dir(APP_NAME, appauthor=False))
+        level = env.get("TD_LOG_LEVEL", "").strip().upper() or None
+        if level is not None and level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+            raise ConfigError(
+                f"TD_LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, not {env['TD_LOG_LEVEL']!r}"
+            )
+        return cls(
+            config_dir=config_dir,
+            log_dir=log_dir,
+            log_level=level,
+            sandbox_url=env.get("TD_SANDBOX_URL") or None,
+            store_tokens=_flag(env, "TD_STORE_TOKENS"),
+            consumer_key=env.get("TD_CONSUMER_KEY") or None,
+            callback_url=env.get("TD_CALLBACK_URL") or None,
+        )

@@ -1,0 +1,93 @@
+"""The status record: non-secret bookkeeping per account (times, last refresh, login required)."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+
+from tdgui.core.fsutil import atomic_write
+from tdgui.core.tokens import TokenTimes
+
+
+@dataclass(frozen=True)
+class RefreshRecord:
+    """Kept beside the config (not in the token store): status and the scheduler read it instead of
+    the keyring, saving a D-Bus round trip (and any unlock prompt) per account."""
+
+    last_refresh_at: float | None = None
+    last_refresh_ok: bool | None = None
+    last_error: str | None = None
+    login_required: bool = False
+    #: A copy of the stored tokens' times (no token).
+    times: TokenTimes | None = None
+
+    def failed(self, at: float, error: str, *, login_required: bool) -> RefreshRecord:
+        """This record after a failed refresh: the tokens' times stay, a dead grant stays dead."""
+        return replace(
+            self,
+            last_refresh_at=at,
+            last_refresh_ok=False,
+            last_error=error,
+            login_required=login_required or self.login_required,
+        )
+
+    @classmethod
+    def succeeded(cls, times: TokenTimes) -> RefreshRecord:
+        return cls(last_refresh_at=times.access_received_at, last_refresh_ok=True, times=times)
+
+
+def _times_ok(body: object) -> bool:
+    if not isinstance(body, dict) or set(body) != {f.name for f in fields(TokenTimes)}:
+        return False
+    numbers = [body["access_expires_at"], body["access_received_at"], body["login_at"]]
+    if body["refresh_expires_at"] is not None:
+        numbers.append(body["refresh_expires_at"])
+    return all(type(n) in (int, float) and math.isfinite(n) for n in numbers) and (
+        type(body["has_refresh_token"]) is bool
+    )
+
+
+def _record_types_ok(record: RefreshRecord) -> bool:
+    """The JSON types RefreshRecord promises (a hand-edited or damaged file may break them)."""
+    at = record.last_refresh_at
+    return (
+        (at is None or (type(at) in (int, float) and math.isfinite(at)))
+        and (record.last_refresh_ok is None or type(record.last_refresh_ok) is bool)
+        and (record.last_error is None or type(record.last_error) is str)
+        and type(record.login_required) is bool
+    )
+
+
+class StatusRecords:
+    """`status/NAME.json` under one config directory; a damaged record reads as empty."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    def path(self, name: str) -> Path:
+        return self.directory / "status" / f"{name}.json"
+
+    def read(self, name: str) -> RefreshRecord:
+        try:
+            body = json.loads(self.path(name).read_text(encoding="utf-8"))
+            if not isinstance(body, dict):
+                return RefreshRecord()
+            times = body.pop("times", None)
+            if times is not None and not _times_ok(times):
+                times = None
+            record = RefreshRecord(**body, times=TokenTimes(**times) if times else None)
+        except FileNotFoundError:
+            return RefreshRecord()
+        except (OSError, ValueError, TypeError, RecursionError):
+            return RefreshRecord()  # bookkeeping only: a damaged file is rebuilt on next write
+        if not _record_types_ok(record):
+            return RefreshRecord()
+        return record
+
+    def save(self, name: str, record: RefreshRecord) -> None:
+        atomic_write(self.path(name), json.dumps(asdict(record)))
+
+    def delete(self, name: str) -> None:
+        self.path(name).unlink(missing_ok=True)

@@ -1,0 +1,144 @@
+"""What an account's state is and how bad: statuses for people, plans for the scheduler, one severity."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from enum import Enum
+from typing import Any
+
+from tdgui.core import schedule
+from tdgui.core.providers import Provider
+from tdgui.core.records import RefreshRecord
+from tdgui.core.schedule import AccountState
+from tdgui.core.tokens import TokenTimes
+
+
+class Severity(Enum):
+    """How an account's state is shown: the colour of its dot, of the tray and of the banner."""
+
+    OK = "ok"
+    WARN = "warn"
+    ERROR = "error"
+
+
+_SEVERITY = {
+    AccountState.VALID: Severity.OK,
+    # A routine access refresh is the app doing its job, not something for the user to act on.
+    AccountState.REFRESH_SOON: Severity.OK,
+    AccountState.LOGIN_SOON: Severity.WARN,
+    AccountState.LOGIN_REQUIRED: Severity.ERROR,
+    AccountState.ERROR: Severity.ERROR,
+}
+_ORDER = (Severity.OK, Severity.WARN, Severity.ERROR)
+
+
+def severity(state: AccountState) -> Severity:
+    return _SEVERITY[state]
+
+
+def overall_severity(states: Iterable[AccountState]) -> Severity | None:
+    """The worst severity of these states; None when there are no accounts (nothing to be green about)."""
+    found = [severity(state) for state in states]
+    return max(found, key=_ORDER.index) if found else None
+
+
+@dataclass(frozen=True)
+class AccountStatus:
+    name: str
+    provider: str
+    store: str
+    state: AccountState
+    access_expires_at: float | None
+    #: when the current access token arrived (the countdown's start)
+    access_received_at: float | None
+    refresh_expires_at: float | None
+    login_at: float | None
+    last_refresh_at: float | None
+    last_refresh_ok: bool | None
+    last_error: str | None
+    now: float
+
+    @property
+    def severity(self) -> Severity:
+        return severity(self.state)
+
+    def to_json(self) -> dict[str, Any]:
+        """The stable `--json` form (documented in the README)."""
+
+        def remaining(at: float | None) -> int | None:
+            return None if at is None else int(at - self.now)
+
+        body = asdict(self)
+        body.pop("now")
+        body["state"] = self.state.value
+        body["access_expires_in"] = remaining(self.access_expires_at)
+        body["refresh_expires_in"] = remaining(self.refresh_expires_at)
+        return body
+
+
+@dataclass(frozen=True)
+class AccountPlan:
+    """What the background scheduler needs of one account, from one read of its tokens."""
+
+    name: str
+    refresh_at: float | None
+    warning_at: float | None
+    refresh_expires_at: float | None
+    has_tokens: bool
+    login_required: bool
+    error: str | None = None
+
+
+def status_of(
+    name: str,
+    provider_name: str,
+    store: str,
+    provider: Provider,
+    record: RefreshRecord,
+    times: TokenTimes | None,
+    now: float,
+    lead: float,
+    *,
+    read_error: str | None = None,
+) -> AccountStatus:
+    """An account's status from its record and token times (`read_error`: the store failed)."""
+    error = record.last_error if record.last_refresh_ok is False else None
+    if read_error is not None:
+        state, error, times = AccountState.ERROR, read_error, None
+    else:
+        state = schedule.account_state(
+            times, provider, now, lead, login_required=record.login_required, last_error=error
+        )
+    return AccountStatus(
+        name=name,
+        provider=provider_name,
+        store=store,
+        state=state,
+        access_expires_at=times.access_expires_at if times else None,
+        access_received_at=times.access_received_at if times else None,
+        refresh_expires_at=times.refresh_expires_at if times else None,
+        login_at=times.login_at if times else None,
+        last_refresh_at=record.last_refresh_at,
+        last_refresh_ok=record.last_refresh_ok,
+        last_error=error,
+        now=now,
+    )
+
+
+def plan_of(
+    name: str, provider: Provider, record: RefreshRecord, times: TokenTimes | None, now: float, lead: float
+) -> AccountPlan:
+    """The next refresh and the next expiry warning of one account (schedule.py)."""
+    dead = times is not None and not times.refresh_valid(now) and not times.access_valid(now)
+    login_required = record.login_required or dead
+    return AccountPlan(
+        name=name,
+        refresh_at=None
+        if times is None or login_required
+        else schedule.next_refresh_at(times, provider, lead),
+        warning_at=schedule.next_warning_at(times, now) if times else None,
+        refresh_expires_at=times.refresh_expires_at if times else None,
+        has_tokens=times is not None,
+        login_required=login_required,
+    )
