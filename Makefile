@@ -33,6 +33,7 @@ test: setup lint typecheck pytest selftest
 lint: setup
 	$(VENV)/bin/ruff check tdgui tests bench
 	$(VENV)/bin/ruff format --check tdgui tests bench
+	$(VENV)/bin/lint-imports --no-cache
 
 typecheck: setup
 	$(VENV)/bin/mypy

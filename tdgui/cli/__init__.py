@@ -58,6 +58,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         env = Environment.from_os()
         _setup_logging(args.debug, env)
+        if args.ops_child:
+            from tdgui.core.ops import serve
+
+            return serve(env, sys.stdin, sys.stdout)
         from tdgui.cli.commands import COMMANDS
         from tdgui.core.root import build_core
 

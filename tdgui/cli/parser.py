@@ -67,6 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--minimized", action="store_true", help="start the app in the tray")
     # Internal: the desktop app's login view runs in this child process (tdgui.qt.login_child).
     parser.add_argument("--login-child", action="store_true", help=argparse.SUPPRESS)
+    # Internal: the desktop app runs token operations in this child process (tdgui.core.ops).
+    parser.add_argument("--ops-child", action="store_true", help=argparse.SUPPRESS)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     def command(name: str, help: str, epilog: str = "") -> argparse.ArgumentParser:

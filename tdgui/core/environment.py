@@ -72,3 +72,13 @@ class Environment:
             consumer_key=env.get("TD_CONSUMER_KEY") or None,
             callback_url=env.get("TD_CALLBACK_URL") or None,
         )
+
+    def to_os(self) -> dict[str, str]:
+        """The variables that give a child process this same environment (TD_CONFIG_DIR ...)."""
+        values = {
+            "TD_CONFIG_DIR": str(self.config_dir),
+            "TD_LOG_DIR": str(self.log_dir),
+            "TD_LOG_LEVEL": self.log_level,
+            "TD_SANDBOX_URL": self.sandbox_url,
+        }
+        return {key: value for key, value in values.items() if value is not None}

@@ -60,6 +60,10 @@ class TokenService:
         self.clock = clock
         self.lead = lead
         self.store_override = store_override
+        #: Status and plans from the status records alone, never from the token store: for a
+        #: long-lived app that must not load the keyring (an account without a record reads as
+        #: having no tokens until its next login or refresh writes one).
+        self.status_from_records_only = False
         self.records = StatusRecords(self.config.directory)
         #: Status records of accounts whose tokens live in this process only (see _shares_records).
         self._private_records: dict[str, RefreshRecord] = {}
@@ -363,7 +367,7 @@ class TokenService:
 
     def _times(self, account: Account, record: RefreshRecord) -> TokenTimes | None:
         """Token times from the status record when the tokens live in a durable store."""
-        if self._shares_records(account) and record.times is not None:
+        if self._shares_records(account) and (record.times is not None or self.status_from_records_only):
             return record.times
         tokens = self.read_tokens(account)
         return tokens.times() if tokens else None

@@ -38,10 +38,16 @@ def _qt_message_handler(mode: object, context: object, message: str) -> None:
 
 def build_shell(core: Core, settings: Settings, **options: Any) -> Shell:
     """The running app's objects, wired once: used by `tdgui` and by `tdgui --self-test` alike."""
+    from tdgui.core.ops import ChildOps
     from tdgui.qt.shell import Shell
 
-    core.service.lead = float(settings.refresh_lead_seconds)
-    return Shell(core.service, settings, **options)
+    service = core.service
+    service.lead = float(settings.refresh_lead_seconds)
+    # The app lives for days: token operations run in child processes, and status comes from the
+    # status records, so this process never loads the network stack or the keyring.
+    service.status_from_records_only = True
+    ops = ChildOps(core.env, clock=service.clock, lead=lambda: service.lead)
+    return Shell(service, settings, ops=ops, **options)
 
 
 def run_gui(core: Core, *, minimized: bool = False) -> int:

@@ -12,14 +12,15 @@ from pathlib import Path
 from PySide6.QtCore import QObject, Signal, Slot
 from PySide6.QtWidgets import QWidget
 
-from tdgui.core.accounts import AccountManager, EditResult
+from tdgui.core.accounts import EditResult
 from tdgui.core.config import Account
 from tdgui.core.errors import LoginRequired, TdguiError
 from tdgui.core.logs import SECRETS
+from tdgui.core.ops import InProcessOps, TokenOps
 from tdgui.core.service import TokenService
 from tdgui.core.status import AccountStatus, Severity, overall_severity
 from tdgui.core.text import fmt_time
-from tdgui.core.tokens import TokenSet
+from tdgui.core.tokens import TokenTimes
 from tdgui.qt.login_common import DEFAULT_LOGIN_TIMEOUT, LoginResult
 from tdgui.qt.login_process import LoginProcess
 from tdgui.qt.worker import run_in_background
@@ -56,12 +57,16 @@ class Controller(QObject):
         self,
         service: TokenService,
         *,
+        ops: TokenOps | None = None,
         login_timeout: float = DEFAULT_LOGIN_TIMEOUT,
         parent: QObject | None = None,
     ) -> None:
         super().__init__(parent)
         self.service = service
-        self.accounts = AccountManager(service)
+        #: Token operations of accounts whose tokens live only in this process (memory store).
+        self.local_ops = InProcessOps(service)
+        #: Everything else: in child processes (tdgui.core.ops) when given, else here as well.
+        self.child_ops = ops
         self.login_timeout = login_timeout
         self.statuses: dict[str, AccountStatus] = {}
         self.load_error: str | None = None
@@ -112,6 +117,13 @@ class Controller(QObject):
             self._reload_again = False
             self.reload()
 
+    def ops(self, name: str) -> TokenOps:
+        """Where account `name`'s token operations run (see tdgui.core.ops)."""
+        if self.child_ops is None or self.service.store_override is not None:
+            return self.local_ops
+        account = self.service.config.find(name)
+        return self.local_ops if account is None or account.store == "memory" else self.child_ops
+
     # -- refresh ----------------------------------------------------------------------------
     def refresh(self, name: str, *, force: bool = True) -> bool:
         """Refresh now (the button: `force`; the scheduler: only if due); False if one is running.
@@ -123,10 +135,10 @@ class Controller(QObject):
             return False
         self.refreshing.add(name)
         self.refresh_started.emit(name)
-        service = self.service
+        ops = self.ops(name)
         run_in_background(
-            lambda: service.refresh(name, force=force),
-            lambda tokens: self._on_refreshed(name, tokens),
+            lambda: ops.refresh(name, force=force),
+            lambda times: self._on_refreshed(name, times),
             lambda error: self._on_refresh_failed(name, error),
             context=self,
         )
@@ -136,10 +148,10 @@ class Controller(QObject):
         for name in self.names:
             self.refresh(name)
 
-    def _on_refreshed(self, name: str, tokens: TokenSet) -> None:
+    def _on_refreshed(self, name: str, times: TokenTimes) -> None:
         self.refreshing.discard(name)
         self.refresh_finished.emit(
-            name, True, f"Refreshed; access token valid until {fmt_time(tokens.access_expires_at)}."
+            name, True, f"Refreshed; access token valid until {fmt_time(times.access_expires_at)}."
         )
         self._changed(name)
 
@@ -197,9 +209,9 @@ class Controller(QObject):
     # -- accounts ---------------------------------------------------------------------------
     def add_account(self, account: Account, secret: str | None) -> None:
         """Add an account through core (store checked, secret first, rolled back on failure)."""
-        accounts = self.accounts
+        ops = self.ops(account.name) if account.store != "memory" else self.local_ops
         run_in_background(
-            lambda: accounts.add(account, secret),
+            lambda: ops.add_account(account, secret),
             lambda _: self._on_saved(account.name, f"Saved account {account.name}."),
             self._on_save_failed,
             context=self,
@@ -207,7 +219,7 @@ class Controller(QObject):
 
     def edit_account(self, account: Account, secret: str | None) -> None:
         """Change an account; its tokens move with a store change or are dropped with a new grant."""
-        accounts = self.accounts
+        ops = self.ops(account.name)
 
         def saved(result: EditResult) -> None:
             note = ""
@@ -218,18 +230,18 @@ class Controller(QObject):
             self._on_saved(account.name, f"Saved account {account.name}.{note}")
 
         run_in_background(
-            lambda: accounts.edit(account.name, account, secret), saved, self._on_save_failed, context=self
+            lambda: ops.edit_account(account, secret), saved, self._on_save_failed, context=self
         )
 
     def save_sandbox_account(self, account: Account) -> None:
         """The demo account: re-pointed at the running sandbox (replaced if it exists)."""
-        accounts = self.accounts
+        ops, config = self.ops(account.name), self.service.config
 
         def work() -> None:
-            if self.service.config.find(account.name) is None:
-                accounts.add(account)
+            if config.find(account.name) is None:
+                ops.add_account(account, None)
             else:
-                accounts.edit(account.name, account)
+                ops.edit_account(account, None)
 
         run_in_background(
             work,
@@ -239,9 +251,9 @@ class Controller(QObject):
         )
 
     def remove_account(self, name: str) -> None:
-        accounts = self.accounts
+        ops = self.ops(name)
         run_in_background(
-            lambda: accounts.remove(name),
+            lambda: ops.remove_account(name),
             lambda _: self._on_saved("", f"Removed account {name} and its stored tokens."),
             self._on_save_failed,
             context=self,

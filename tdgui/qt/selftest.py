@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 import tempfile
@@ -74,7 +75,6 @@ def _run(config_dir: Path, screenshot_dir: Path | None, deadline: float) -> str:
     from tdgui.core.config import Settings, sandbox_account
     from tdgui.core.environment import Environment
     from tdgui.core.root import build_core
-    from tdgui.core.stores.memory import MemoryStore
     from tdgui.qt.app import build_shell
     from tdgui.qt.login_common import LoginResult
     from tdgui.qt.shell import Shell
@@ -127,11 +127,15 @@ def _run(config_dir: Path, screenshot_dir: Path | None, deadline: float) -> str:
         raise StepFailed(step, str(exc)) from None
     shell: Shell | None = None
     try:
-        # The app's own wiring (the root `tdgui` uses), on a private config and an in-memory store.
-        core = build_core(Environment.from_os(), store_override=MemoryStore())
+        # The app's own wiring (the root `tdgui` uses: token operations in child processes), on a
+        # private config dir whose file store goes with it (no keyring needed for the self-test).
+        core = build_core(Environment.from_os())
         if core.config.directory != config_dir:
             raise StepFailed("setup", "the private config directory was not taken")
-        core.accounts.add(sandbox_account("selftest", "schwab", sandbox_url=server.base_url))
+        account = dataclasses.replace(
+            sandbox_account("selftest", "schwab", sandbox_url=server.base_url), store="file"
+        )
+        core.accounts.add(account)
         service = core.service
         shell = build_shell(core, Settings(), use_tray=False, open_add_on_first_run=False)
         controller, window = shell.controller, shell.window

@@ -10,6 +10,7 @@ from PySide6.QtCore import QObject, Signal, Slot
 from PySide6.QtWidgets import QApplication, QDialog
 
 from tdgui.core.config import Settings, sandbox_account
+from tdgui.core.ops import TokenOps
 from tdgui.core.service import TokenService
 from tdgui.qt import autostart
 from tdgui.qt.controller import Controller, error_text
@@ -52,11 +53,12 @@ class Shell(QObject):
         open_add_on_first_run: bool = True,
         quit_app: Callable[[], None] | None = None,
         login_timeout: float | None = None,
+        ops: TokenOps | None = None,
     ) -> None:
         super().__init__()
         self.service = service
         self.settings = settings
-        self.controller = Controller(service, parent=self)
+        self.controller = Controller(service, ops=ops, parent=self)
         if login_timeout is not None:
             self.controller.login_timeout = login_timeout
         self.window = MainWindow(self.controller, open_add_on_first_run=open_add_on_first_run)
