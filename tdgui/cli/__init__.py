@@ -58,6 +58,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         env = Environment.from_os()
         _setup_logging(args.debug, env)
+        from tdgui.core import signals
+
+        signals.set_notice(lambda message: print(message, file=sys.stderr, flush=True))
         if args.ops_child:
             from tdgui.core.ops import serve
 

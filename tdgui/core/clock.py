@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Protocol
 
 
@@ -39,3 +40,22 @@ class ManualClock:
 
 
 SYSTEM_CLOCK = SystemClock()
+
+_BOOT_ID = Path("/proc/sys/kernel/random/boot_id")
+
+
+def boot_reference() -> tuple[str, float] | None:
+    """(boot id, seconds since boot counting suspend): a clock no one can set, for this boot only.
+
+    Linux's CLOCK_BOOTTIME keeps running through suspend and ignores changes of the wall clock,
+    so the time between two readings in the same boot is the real time that passed. None where
+    the platform has no such clock (then tdgui can only trust the wall clock).
+    """
+    boottime = getattr(time, "CLOCK_BOOTTIME", None)
+    if boottime is None:
+        return None
+    try:
+        boot_id = _BOOT_ID.read_text(encoding="ascii").strip()
+    except OSError:
+        return None
+    return boot_id, time.clock_gettime(boottime)

@@ -7,8 +7,12 @@ import math
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
+from tdgui.core.clock import boot_reference
 from tdgui.core.fsutil import atomic_write
 from tdgui.core.tokens import TokenTimes
+
+#: The wall clock may lag real time by this much before tdgui stops believing it (NTP steps).
+CLOCK_TOLERANCE = 30.0
 
 
 @dataclass(frozen=True)
@@ -22,6 +26,14 @@ class RefreshRecord:
     login_required: bool = False
     #: A copy of the stored tokens' times (no token).
     times: TokenTimes | None = None
+    #: Set just before a refresh request is sent, cleared when its outcome is recorded: still
+    #: set afterwards means a process died with the request out, and the provider may have
+    #: rotated the refresh token without anyone receiving the new one.
+    refresh_started_at: float | None = None
+    #: clock.boot_reference() when the access token arrived: how much real time has passed since,
+    #: whatever the wall clock says now (a clock set back must not make an expired token look new).
+    received_boot_id: str | None = None
+    received_boottime: float | None = None
 
     def failed(self, at: float, error: str, *, login_required: bool) -> RefreshRecord:
         """This record after a failed refresh: the tokens' times stay, a dead grant stays dead."""
@@ -31,11 +43,43 @@ class RefreshRecord:
             last_refresh_ok=False,
             last_error=error,
             login_required=login_required or self.login_required,
+            refresh_started_at=None,
+        )
+
+    def interrupted_note(self) -> str | None:
+        """What to tell the user about a refresh that never recorded its outcome."""
+        if self.refresh_started_at is None:
+            return None
+        from tdgui.core.text import fmt_time
+
+        return (
+            f"a refresh started at {fmt_time(self.refresh_started_at)} never finished (the process "
+            "was killed or lost power with the request out); if the provider rotated the refresh "
+            "token then, a new login is needed"
         )
 
     @classmethod
     def succeeded(cls, times: TokenTimes) -> RefreshRecord:
-        return cls(last_refresh_at=times.access_received_at, last_refresh_ok=True, times=times)
+        boot = boot_reference()
+        return cls(
+            last_refresh_at=times.access_received_at,
+            last_refresh_ok=True,
+            times=times,
+            received_boot_id=boot[0] if boot else None,
+            received_boottime=boot[1] if boot else None,
+        )
+
+    def real_now(self, times: TokenTimes, wall_now: float) -> float:
+        """`wall_now`, or later if real time since these tokens arrived says the clock went back."""
+        boot = boot_reference()
+        if boot is None or self.times != times or self.received_boottime is None:
+            return wall_now
+        if boot[0] != self.received_boot_id:
+            return wall_now  # another boot: the wall clock is all there is
+        real_elapsed = boot[1] - self.received_boottime
+        if real_elapsed - (wall_now - times.access_received_at) > CLOCK_TOLERANCE:
+            return times.access_received_at + real_elapsed
+        return wall_now
 
 
 def _times_ok(body: object) -> bool:
@@ -51,9 +95,12 @@ def _times_ok(body: object) -> bool:
 
 def _record_types_ok(record: RefreshRecord) -> bool:
     """The JSON types RefreshRecord promises (a hand-edited or damaged file may break them)."""
-    at = record.last_refresh_at
+    at, started = record.last_refresh_at, record.refresh_started_at
     return (
         (at is None or (type(at) in (int, float) and math.isfinite(at)))
+        and (started is None or (type(started) in (int, float) and math.isfinite(started)))
+        and (record.received_boot_id is None or type(record.received_boot_id) is str)
+        and (record.received_boottime is None or type(record.received_boottime) in (int, float))
         and (record.last_refresh_ok is None or type(record.last_refresh_ok) is bool)
         and (record.last_error is None or type(record.last_error) is str)
         and type(record.login_required) is bool

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -24,6 +25,7 @@ from tdgui.core.fsutil import FILE_MODE, private_dir
 from tdgui.core.logs import SECRETS
 from tdgui.core.providers import Provider
 from tdgui.core.records import RefreshRecord, StatusRecords
+from tdgui.core.signals import critical_section
 from tdgui.core.status import AccountPlan, AccountStatus, plan_of, status_of
 from tdgui.core.stores.base import TokenStore
 from tdgui.core.tokens import TokenSet, TokenTimes
@@ -217,13 +219,13 @@ class TokenService:
         code = flow.parse_redirect(pending, redirect_url)
         SECRETS.add(code)
         client = self.token_client(account, provider)
-        response = client.exchange_code(code, pending.redirect_uri, pending.code_verifier)
-        tokens = TokenSet.from_response(response, provider, self.clock.now())
-        with self.refresh_lock(account.name):
+        with self.refresh_lock(account.name), critical_section("the login"):
             # The account may have been removed (or replaced by another of the same name) while
             # the user was on the login page: these tokens belong to the account that asked.
             if self.config.find(account.name) != account:
                 raise LoginFailed(f"the account {account.name!r} was changed or removed during the login")
+            response = client.exchange_code(code, pending.redirect_uri, pending.code_verifier)
+            tokens = TokenSet.from_response(response, provider, self.clock.now())
             self._write_tokens(account, tokens)
             self._save_record(account, RefreshRecord.succeeded(tokens.times()))
         log.info("logged in to %s (%s)", account.name, provider.name)
@@ -254,9 +256,11 @@ class TokenService:
         account = self.account(name)
         provider = self.provider(account)
         tokens = self.read_tokens(account)
-        now = self.clock.now()
         if tokens is None:
             raise _no_tokens(name)
+        # A wall clock set back (by hand, a bad NTP step) would make a token the provider has
+        # already expired look fresh: the real time since it arrived decides (docs/reliability.md).
+        now = self._record_for(account).real_now(tokens.times(), self.clock.now())
         if not schedule.needs_refresh(tokens, provider, now, self.lead):
             if tokens.access_valid(now):
                 return tokens
@@ -264,7 +268,7 @@ class TokenService:
         try:
             return self._refresh(account, provider, tokens, force=False)
         except ProviderError:
-            if tokens.access_valid(self.clock.now()):
+            if tokens.access_valid(self._record_for(account).real_now(tokens.times(), self.clock.now())):
                 log.warning("refresh of %s failed; serving the still-valid access token", name)
                 return tokens
             raise
@@ -286,9 +290,9 @@ class TokenService:
         name = account.name
         with self.refresh_lock(name):
             current = self.read_tokens(account)
-            now = self.clock.now()
             if current is None:
                 raise _no_tokens(name)
+            now = self._record_for(account).real_now(current.times(), self.clock.now())
             someone_refreshed = seen is not None and current.received_at > seen.received_at
             if force and someone_refreshed:
                 return current
@@ -304,17 +308,24 @@ class TokenService:
                 raise LoginRequired(f"{name!r} needs a new login (the provider refused the refresh)")
             client = self.token_client(account, provider)
             renew = schedule.renewal_due(current, provider, now)
-            try:
-                response = client.refresh(current.refresh_token, renew=renew)
-            except LoginRequired as exc:
-                self._mark_failed(account, str(exc), login_required=True)
-                raise
-            except TdguiError as exc:
-                self._mark_failed(account, str(exc), login_required=False)
-                raise
-            tokens = TokenSet.from_response(response, provider, self.clock.now(), previous=current)
-            self._write_tokens(account, tokens)
-            self._save_record(account, RefreshRecord.succeeded(tokens.times()))
+            record = self._record_for(account)
+            interrupted = record.interrupted_note()
+            if interrupted:
+                log.warning("%s: %s", name, interrupted)
+            with critical_section("the token refresh"):
+                self._save_record(account, replace(record, refresh_started_at=self.clock.now()))
+                try:
+                    response = client.refresh(current.refresh_token, renew=renew)
+                except LoginRequired as exc:
+                    message = f"{exc} ({interrupted})" if interrupted else str(exc)
+                    self._mark_failed(account, message, login_required=True)
+                    raise LoginRequired(message) from None
+                except TdguiError as exc:
+                    self._mark_failed(account, str(exc), login_required=False)
+                    raise
+                tokens = TokenSet.from_response(response, provider, self.clock.now(), previous=current)
+                self._write_tokens(account, tokens)
+                self._save_record(account, RefreshRecord.succeeded(tokens.times()))
             log.info("refreshed %s", name)
             return tokens
 

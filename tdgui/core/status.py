@@ -13,6 +13,10 @@ from tdgui.core.records import RefreshRecord
 from tdgui.core.schedule import AccountState
 from tdgui.core.tokens import TokenTimes
 
+#: A refresh that started longer ago than this and recorded no outcome was cut off (no request
+#: runs this long: the token request has a deadline, a waiter gives up after LOCK_TIMEOUT).
+INTERRUPTED_AFTER = 180.0
+
 
 class Severity(Enum):
     """How an account's state is shown: the colour of its dot, of the tray and of the banner."""
@@ -104,6 +108,8 @@ def status_of(
 ) -> AccountStatus:
     """An account's status from its record and token times (`read_error`: the store failed)."""
     error = record.last_error if record.last_refresh_ok is False else None
+    if record.refresh_started_at is not None and now - record.refresh_started_at > INTERRUPTED_AFTER:
+        error = record.interrupted_note()
     if read_error is not None:
         state, error, times = AccountState.ERROR, read_error, None
     else:

@@ -135,3 +135,31 @@ def test_eight_day_jump(clock: ManualClock, http: requests.Session, offset: floa
         f"row 12 (+8 days, offset {offset:+.0f} s): Schwab login required with 0 requests; TD Ameritrade "
         f"refreshed with 1 request; +76 days more: refresh token renewed ({left:.0f} days left); no crash"
     )
+
+
+def test_clock_set_back_never_serves_a_token_the_provider_expired(http: requests.Session, figure) -> None:
+    """The wall clock set back an hour after a login: the real time since the token arrived
+    (CLOCK_BOOTTIME, which no one can set) decides, so the expired token is refreshed, not served."""
+    from tdgui.core.clock import boot_reference
+
+    if boot_reference() is None:
+        pytest.fail("this platform has no boot-time clock; the row needs Linux")
+    server = start_sandbox_for_test(access_ttl=4)
+    try:
+        add_sandbox_account(server, name="back")
+        real_start = time.time()
+        clock = ManualClock(start=real_start)
+        service = TokenService(Config(), clock=clock, lead=1.0)
+        first = log_in(service, "back")
+        time.sleep(5.0)  # the provider expires the access token after 4 s of real time
+        clock.current = time.time() - 3600  # someone sets the clock back an hour
+        served = service.get_token("back")
+        assert served.access_token != first.access_token, "served the token the provider expired"
+        assert accepted(http, server, served.access_token)
+        assert server.stats()["refresh_requests"] == 1
+        figure(
+            "row 12 (clock set back 1 h): expired token refreshed, not served; "
+            "1 refresh; provider accepted it"
+        )
+    finally:
+        server.stop()
