@@ -219,7 +219,8 @@ class AccountManager:
         return removed
 
     def logout(self, name: str) -> list[Path]:
-        """Delete the tokens, and the token files exported for the account (they would keep working)."""
+        """Delete the tokens, and the token files exported for the account (they would keep working).
+        The exports stay registered: the next login writes them again."""
         account = self.service.account(name)
         self.service.logout(name)
         removed = []
@@ -228,6 +229,4 @@ class AccountManager:
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
                 removed.append(path)
-        if account.exports:
-            self.service.config.update_account(name, exports=())
         return removed

@@ -90,6 +90,14 @@ class Account:
             pkce=self.pkce,
         )
 
+    def fingerprint(self) -> str:
+        """Everything that decides where this account's tokens come from (not its exports)."""
+        import hashlib
+
+        body = self.to_dict()
+        body.pop("exports")
+        return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
     def to_dict(self) -> dict[str, Any]:
         body = asdict(self)
         body["scopes"] = list(self.scopes)

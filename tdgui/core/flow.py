@@ -35,6 +35,8 @@ class PendingLogin:
     redirect_uri: str
     code_verifier: str | None
     created_at: float
+    #: what the account looked like when the login began (see TokenService.finish_login)
+    account_fingerprint: str = ""
 
     def __repr__(self) -> str:  # never let the verifier reach a log through repr()
         return f"PendingLogin(account={self.account!r}, redirect_uri={self.redirect_uri!r})"

@@ -210,26 +210,34 @@ class TokenService:
         SECRETS.add(pending.state)
         if pending.code_verifier:
             SECRETS.add(pending.code_verifier)
-        return pending
+        return replace(pending, account_fingerprint=account.fingerprint())
 
     def finish_login(self, pending: flow.PendingLogin, redirect_url: str) -> TokenSet:
         """Check the redirect, exchange the code, store the tokens. Errors change nothing."""
-        account = self.account(pending.account)
+        account = self._login_account(pending)
         provider = self.provider(account)
         code = flow.parse_redirect(pending, redirect_url)
         SECRETS.add(code)
         client = self.token_client(account, provider)
         with self.refresh_lock(account.name), critical_section("the login"):
-            # The account may have been removed (or replaced by another of the same name) while
-            # the user was on the login page: these tokens belong to the account that asked.
-            if self.config.find(account.name) != account:
-                raise LoginFailed(f"the account {account.name!r} was changed or removed during the login")
+            self._login_account(pending)  # again, under the lock that `accounts remove` takes
             response = client.exchange_code(code, pending.redirect_uri, pending.code_verifier)
             tokens = TokenSet.from_response(response, provider, self.clock.now())
             self._write_tokens(account, tokens)
             self._save_record(account, RefreshRecord.succeeded(tokens.times()))
         log.info("logged in to %s (%s)", account.name, provider.name)
         return tokens
+
+    def _login_account(self, pending: flow.PendingLogin) -> Account:
+        """The account a login began for, unchanged: removed or replaced by another of the same
+        name while the user was on the login page, its code goes to no provider and its tokens
+        to no store (issue: a new account inherited the old one's grant)."""
+        account = self.config.find(pending.account)
+        if account is None or (
+            pending.account_fingerprint and account.fingerprint() != pending.account_fingerprint
+        ):
+            raise LoginFailed(f"the account {pending.account!r} was changed or removed during the login")
+        return account
 
     def browser_login(
         self,

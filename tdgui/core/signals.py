@@ -19,9 +19,7 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
-DEFERRED = tuple(
-    getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)
-)
+DEFERRED = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
 
 #: What a person at a terminal reads when their Ctrl-C is held (set by the CLI).
 _notice: Callable[[str], None] | None = None
