@@ -1,0 +1,109 @@
+"""Keyring calls with a deadline: a hung Secret Service is reported within 3 s, not waited on."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from typing import TypeVar, cast
+
+import keyring.backend
+import keyring.errors
+
+from tdgui.core.errors import StoreUnavailable, TdguiError
+from tdgui.core.stores.keyring.backend import map_error, resolve_backend
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+#: Per keyring call. A store operation makes a quick probe first, so one hung call is
+#: reported within 3 s in all (docs/design.md §5: "clear error within 3 s").
+CALL_TIMEOUT = 2.5
+
+
+class TimedKeyring:
+    """get/set/delete of one keyring service, each given up after `timeout` seconds."""
+
+    def __init__(self, service: str, timeout: float = CALL_TIMEOUT) -> None:
+        self.service = service
+        self.timeout = float(timeout)
+        # A keyring call that timed out and is still running in its worker: while it hangs,
+        # later calls fail at once instead of piling up more hung threads.
+        self.stuck: threading.Thread | None = None
+        self._resolved: keyring.backend.KeyringBackend | None = None
+
+    def backend(self) -> keyring.backend.KeyringBackend:
+        """The keyring backend to use, refusing plaintext; first use probes D-Bus (timed).
+
+        Resolved once per store: a call costs a thread and a D-Bus look-up (~8 ms).
+        """
+        if self._resolved is None:
+            self._resolved = self.call(resolve_backend)
+        return self._resolved
+
+    def hung(self) -> bool:
+        return self.stuck is not None and self.stuck.is_alive()
+
+    def get(self, username: str) -> str | None:
+        backend = self.backend()
+        return self.call(lambda: backend.get_password(self.service, username))
+
+    def set(self, username: str, value: str, *, secret: str | None = None) -> None:
+        """Store `value`; `secret`: text an error message must not show (the value itself)."""
+        backend = self.backend()
+        self.call(lambda: backend.set_password(self.service, username, value), secret=secret)
+
+    def delete(self, username: str) -> None:
+        backend = self.backend()
+
+        def delete() -> None:
+            try:
+                backend.delete_password(self.service, username)
+            except keyring.errors.PasswordDeleteError:
+                pass  # missing already (every backend reports "not found" this way)
+
+        self.call(delete)
+
+    def call(self, fn: Callable[[], T], *, secret: str | None = None) -> T:
+        """Run one keyring call in a daemon thread; give up after `timeout` seconds.
+
+        A hung Secret Service (or D-Bus, or an unanswered unlock prompt) blocks forever inside
+        jeepney; a daemon thread can be abandoned, the caller cannot.
+        """
+        if self.hung():
+            raise StoreUnavailable(self.timeout_message() + " (an earlier call still waits)")
+        outcome: list[tuple[bool, object]] = []
+
+        def run() -> None:
+            try:
+                outcome.append((True, fn()))
+            except BaseException as exc:  # handed to the caller's thread below
+                outcome.append((False, exc))
+
+        worker = threading.Thread(target=run, name="tdgui-keyring-call", daemon=True)
+        worker.start()
+        worker.join(self.timeout)
+        if worker.is_alive() or not outcome:
+            self.stuck = worker
+            log.warning("keyring call gave up after %g s (service %r)", self.timeout, self.service)
+            raise StoreUnavailable(self.timeout_message())
+        ok, result = outcome[0]
+        if ok:
+            return cast(T, result)
+        assert isinstance(result, BaseException)
+        if isinstance(result, TdguiError):
+            raise result
+        if not isinstance(result, Exception):
+            raise result  # KeyboardInterrupt, SystemExit: not a keyring failure
+        error, safe = map_error(result, secret)
+        if safe:
+            raise error from result
+        raise error from None  # the original may carry the secret: do not chain it
+
+    def timeout_message(self) -> str:
+        return (
+            f"the keyring did not answer within {self.timeout:g} s (Secret Service hung, or "
+            "an unlock prompt is waiting): unlock your keyring and retry, or choose an "
+            "explicit file store with --store file"
+        )
