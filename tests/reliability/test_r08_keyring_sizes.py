@@ -14,8 +14,7 @@ import keyring
 import pytest
 
 from tdgui.core.stores.keyring import KeyringStore
-from tdgui.core.stores.keyring.chunks import CHUNK_UNITS, HEADER_PREFIX, utf16_units
-from tdgui.core.stores.keyring.chunks import Header
+from tdgui.core.stores.keyring.chunks import CHUNK_UNITS, HEADER_PREFIX, Header, utf16_units
 
 VALUES = {
     "1199 ascii": "a" * 1199,
