@@ -130,19 +130,28 @@ def test_sigkill_during_writes_leaves_old_or_new(kind: str, tmp_path: Path, figu
     )
 
 
-@pytest.mark.soak
-@pytest.mark.xfail(
-    strict=True,
-    reason="defect in tdgui/core/stores/keyring_store.py: the #pending journal keeps at most 1,200 "
-    "characters (~36 entries) and drops the oldest, so chunks of earlier killed writers are never "
-    "deleted, not even by delete() (logout): pieces of old tokens stay in the keyring",
-)
-def test_keyring_delete_leaves_nothing_after_many_killed_writes(tmp_path: Path, figure) -> None:
-    """Soak: after 45 writers killed mid-write, delete() must leave no entry of the record."""
+#: Writers killed mid-write by the debris test: more than one journal piece holds (30 entries)
+#: and than the old capped journal kept (~36 entries, 2 per killed writer: D2).
+DEBRIS_KILLS = scale(32, 200)
+#: 6,000 characters: 5 chunks (a kill lands between chunks), header, journal.
+DEBRIS_LENGTH = 6000
+
+
+def test_keyring_killed_writers_leave_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, figure) -> None:
+    """D2: after dozens of writers killed mid-write within seconds, the next write (once their
+    entries are stale) leaves only the live record, and delete() leaves no entry at all."""
+    from tdgui.core.stores.keyring import chunks
+
     service = f"tdgui-r7-debris-{os.getpid()}-{tmp_path.name}"
-    length = 12_000  # 10 chunks: a kill lands between chunks
+    length = DEBRIS_LENGTH
     store: TokenStore = open_store("keyring", service)  # type: ignore[assignment]
     store.write("acct/tokens", record_value(0, length))
+    # Calibrate: a chunked write is journal first (call 3 of 9), chunks, header last; kill
+    # between the journal and the header, where a killed writer leaves debris.
+    started = time.monotonic()
+    for i in range(3):
+        store.write("acct/tokens", record_value(i, length))
+    write_time = (time.monotonic() - started) / 3
     server = subprocess.Popen(
         worker_cmd("fork_writer", "keyring", service, str(length)),
         stdin=subprocess.PIPE,
@@ -151,23 +160,36 @@ def test_keyring_delete_leaves_nothing_after_many_killed_writes(tmp_path: Path, 
         text=True,
     )
     assert server.stdin is not None and server.stdout is not None
-    kills = 45
+    rng = random.Random(11)
+    started = time.monotonic()
     try:
-        for kill in range(kills):
+        for kill in range(DEBRIS_KILLS):
             progress = tmp_path / f"debris-{kill}.log"
             server.stdin.write(f"start {kill + 1} {progress}\n")
             server.stdin.flush()
             pid = int(server.stdout.readline())
             assert wait_for(lambda p=progress: p.exists() and "b " in p.read_text(), 30, 0.0005)
-            time.sleep(0.15)  # inside the 10-chunk write
+            time.sleep(rng.uniform(0.3, 0.9) * write_time)
             os.kill(pid, signal.SIGKILL)
             assert server.stdout.readline().startswith("reaped")
     finally:
         server.stdin.close()
         server.wait(timeout=30)
+    elapsed = time.monotonic() - started
+    debris = keyring_items(service)
+    value = store.read("acct/tokens")
+    assert value is not None and value == record_value(int(value[:8]), length)
+    # The killed writers' journal entries are young (they might be live writers): a write
+    # keeps them. Once stale, the next write collects every one of them.
+    monkeypatch.setattr(chunks, "STALE_SECONDS", -1.0)
+    store.write("acct/tokens", record_value(10**6, length))
+    after_write = keyring_items(service)
+    assert after_write == 1 + 5 + 1, "after a write: only the header, its 5 chunks and the journal"
     store.delete("acct/tokens")
     left = keyring_items(service)
     figure(
-        f"row 7 (keyring debris): {kills} writers killed mid-write, then delete(): {left} keyring items left"
+        f"row 7 (keyring debris, D2): {DEBRIS_KILLS} writers killed mid-write in {elapsed:.1f} s left "
+        f"{debris} keyring entries (write {write_time * 1000:.0f} ms); the next write (entries stale) "
+        f"left {after_write} (the live record: header, 5 chunks, journal); delete(): {left} left"
     )
     assert left == 0
