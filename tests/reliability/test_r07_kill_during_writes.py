@@ -137,7 +137,9 @@ DEBRIS_KILLS = scale(32, 200)
 DEBRIS_LENGTH = 6000
 
 
-def test_keyring_killed_writers_leave_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, figure) -> None:
+def test_keyring_killed_writers_leave_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, figure
+) -> None:
     """D2: after dozens of writers killed mid-write within seconds, the next write (once their
     entries are stale) leaves only the live record, and delete() leaves no entry at all."""
     from tdgui.core.stores.keyring import chunks
@@ -193,3 +195,112 @@ def test_keyring_killed_writers_leave_nothing(tmp_path: Path, monkeypatch: pytes
         f"left {after_write} (the live record: header, 5 chunks, journal); delete(): {left} left"
     )
     assert left == 0
+
+
+# ----------------------------------------------------------------------------- the window
+
+#: Writes measured per record shape (issue 11: "measure the remaining window per store").
+WINDOW_WRITES = scale(15, 50)
+
+
+def schwab_record(id_token_chars: int) -> str:
+    """A token record as tdgui stores a Schwab refresh answer (tokens shaped like Schwab's)."""
+    import base64
+    import secrets
+
+    from tdgui.core import providers
+    from tdgui.core.tokens import TokenSet
+
+    def jwt_part(size: int) -> str:
+        return base64.urlsafe_b64encode(secrets.token_bytes(size * 3 // 4)).rstrip(b"=").decode()[:size]
+
+    response: dict[str, object] = {
+        "expires_in": 1800,
+        "token_type": "Bearer",
+        "scope": "api",
+        "refresh_token": secrets.token_urlsafe(64) + "@",
+        "access_token": "I0." + secrets.token_urlsafe(64) + "@",
+    }
+    if id_token_chars:
+        body = id_token_chars - 36 - 43 - 2
+        response["id_token"] = f"{jwt_part(36)}.{jwt_part(body)}.{jwt_part(43)}"
+    return TokenSet.from_response(response, providers.schwab(), time.time()).to_json()
+
+
+def test_keyring_window_from_answer_to_stored(figure) -> None:
+    """From "the refresh answer is in hand" (its record text built) to "durably stored" (the
+    keyring call that commits it returned), as the service writes it: the record was read
+    just before (the refresh needed its refresh token). Must hold: a record that fits one
+    entry is one keyring call; a chunked one is journal read + journal write + its chunks +
+    the header; a small record over a chunked one is one call too (the old chunks go after)."""
+    import statistics
+
+    import keyring
+    import keyring.backend
+
+    from tdgui.core.stores.keyring import KeyringStore
+    from tdgui.core.stores.keyring.chunks import split_chunks
+
+    real = keyring.get_keyring()
+    log: list[tuple[str, str, float]] = []
+
+    class Observed(keyring.backend.KeyringBackend):
+        """The real Secret Service backend, with the time each call returned noted."""
+
+        priority = -1  # never chosen by keyring itself
+
+        def get_password(self, service: str, username: str) -> str | None:
+            value = real.get_password(service, username)
+            log.append(("get", username, time.perf_counter()))
+            return value
+
+        def set_password(self, service: str, username: str, password: str) -> None:
+            real.set_password(service, username, password)
+            log.append(("set", username, time.perf_counter()))
+
+        def delete_password(self, service: str, username: str) -> None:
+            real.delete_password(service, username)
+            log.append(("delete", username, time.perf_counter()))
+
+    service = f"tdgui-r7-window-{os.getpid()}"
+    shapes = {
+        "small (fits one entry)": (0, 0),
+        "Schwab 1.6 KB": (1000, 1000),
+        "Schwab 3 KB": (2400, 2400),
+        "small over chunked": (1000, 0),
+    }
+    results = []
+    keyring.set_keyring(Observed())
+    try:
+        for label, (before_size, size) in shapes.items():
+            store = KeyringStore(service=service)
+            windows, totals, calls = [], [], set()
+            length = 0
+            for index in range(WINDOW_WRITES):
+                if index == 0 or before_size != size:
+                    store.write("acct/tokens", schwab_record(before_size))
+                store.read("acct/tokens")  # what the refresh does before it asks the provider
+                record = schwab_record(size)
+                length = len(record)
+                log.clear()
+                started = time.perf_counter()
+                store.write("acct/tokens", record)  # the answer is in hand
+                done = time.perf_counter()
+                commit = next(i for i, (op, who, _) in enumerate(log) if (op, who) == ("set", "acct/tokens"))
+                windows.append(log[commit][2] - started)
+                totals.append(done - started)
+                calls.add(commit + 1)
+            pieces = len(split_chunks(record)) if length > 1200 else 0
+            expected = 1 if pieces == 0 else pieces + 3
+            assert calls == {expected}, f"{label}: {calls} calls before the commit, expected {expected}"
+            entries = f"{pieces} entries" if pieces > 1 else "1 entry"
+            median, worst = statistics.median(windows) * 1000, max(windows) * 1000
+            results.append(
+                f"{label} ({length:,} chars, {entries}): {expected} keyring call(s), median "
+                f"{median:.1f} ms, max {worst:.1f} ms (whole write: median "
+                f"{statistics.median(totals) * 1000:.1f} ms)"
+            )
+            store.delete("acct/tokens")
+    finally:
+        keyring.set_keyring(real)
+    figure(f"row 7 (keyring window, {WINDOW_WRITES} writes each): " + "; ".join(results))
