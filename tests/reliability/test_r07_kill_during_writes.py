@@ -14,6 +14,7 @@ import signal
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -227,7 +228,7 @@ def schwab_record(id_token_chars: int) -> str:
     return TokenSet.from_response(response, providers.schwab(), time.time()).to_json()
 
 
-def test_keyring_window_from_answer_to_stored(figure) -> None:
+def test_keyring_window_from_answer_to_stored(monkeypatch: pytest.MonkeyPatch, figure) -> None:
     """From "the refresh answer is in hand" (its record text built) to "durably stored" (the
     keyring call that commits it returned), as the service writes it: the record was read
     just before (the refresh needed its refresh token). Must hold: a record that fits one
@@ -235,33 +236,25 @@ def test_keyring_window_from_answer_to_stored(figure) -> None:
     the header; a small record over a chunked one is one call too (the old chunks go after)."""
     import statistics
 
-    import keyring
-    import keyring.backend
-
     from tdgui.core.stores.keyring import KeyringStore
     from tdgui.core.stores.keyring.chunks import split_chunks
+    from tdgui.core.stores.keyring.timed import TimedKeyring
 
-    real = keyring.get_keyring()
     log: list[tuple[str, str, float]] = []
 
-    class Observed(keyring.backend.KeyringBackend):
-        """The real Secret Service backend, with the time each call returned noted."""
+    def observed(name: str) -> Any:
+        """TimedKeyring.<name> as it is (the real Secret Service), noting when each returned."""
+        original = getattr(TimedKeyring, name)
 
-        priority = -1  # never chosen by keyring itself
+        def call(self: TimedKeyring, username: str, *args: Any, **kwargs: Any) -> Any:
+            result = original(self, username, *args, **kwargs)
+            log.append((name, username, time.perf_counter()))
+            return result
 
-        def get_password(self, service: str, username: str) -> str | None:
-            value = real.get_password(service, username)
-            log.append(("get", username, time.perf_counter()))
-            return value
+        return call
 
-        def set_password(self, service: str, username: str, password: str) -> None:
-            real.set_password(service, username, password)
-            log.append(("set", username, time.perf_counter()))
-
-        def delete_password(self, service: str, username: str) -> None:
-            real.delete_password(service, username)
-            log.append(("delete", username, time.perf_counter()))
-
+    for name in ("get", "set", "delete"):
+        monkeypatch.setattr(TimedKeyring, name, observed(name))
     service = f"tdgui-r7-window-{os.getpid()}"
     shapes = {
         "small (fits one entry)": (0, 0),
@@ -270,37 +263,34 @@ def test_keyring_window_from_answer_to_stored(figure) -> None:
         "small over chunked": (1000, 0),
     }
     results = []
-    keyring.set_keyring(Observed())
-    try:
-        for label, (before_size, size) in shapes.items():
-            store = KeyringStore(service=service)
-            windows, totals, calls = [], [], set()
-            length = 0
-            for index in range(WINDOW_WRITES):
-                if index == 0 or before_size != size:
-                    store.write("acct/tokens", schwab_record(before_size))
-                store.read("acct/tokens")  # what the refresh does before it asks the provider
-                record = schwab_record(size)
-                length = len(record)
-                log.clear()
-                started = time.perf_counter()
-                store.write("acct/tokens", record)  # the answer is in hand
-                done = time.perf_counter()
-                commit = next(i for i, (op, who, _) in enumerate(log) if (op, who) == ("set", "acct/tokens"))
-                windows.append(log[commit][2] - started)
-                totals.append(done - started)
-                calls.add(commit + 1)
-            pieces = len(split_chunks(record)) if length > 1200 else 0
-            expected = 1 if pieces == 0 else pieces + 3
-            assert calls == {expected}, f"{label}: {calls} calls before the commit, expected {expected}"
-            entries = f"{pieces} entries" if pieces > 1 else "1 entry"
-            median, worst = statistics.median(windows) * 1000, max(windows) * 1000
-            results.append(
-                f"{label} ({length:,} chars, {entries}): {expected} keyring call(s), median "
-                f"{median:.1f} ms, max {worst:.1f} ms (whole write: median "
-                f"{statistics.median(totals) * 1000:.1f} ms)"
-            )
-            store.delete("acct/tokens")
-    finally:
-        keyring.set_keyring(real)
+    for label, (before_size, size) in shapes.items():
+        store = KeyringStore(service=service)
+        assert "(SecretService)" in store.describe(), "needs the real Secret Service"
+        windows, totals, calls = [], [], set()
+        length = 0
+        for index in range(WINDOW_WRITES):
+            if index == 0 or before_size != size:
+                store.write("acct/tokens", schwab_record(before_size))
+            store.read("acct/tokens")  # what the refresh does before it asks the provider
+            record = schwab_record(size)
+            length = len(record)
+            log.clear()
+            started = time.perf_counter()
+            store.write("acct/tokens", record)  # the answer is in hand
+            done = time.perf_counter()
+            commit = next(i for i, (op, who, _) in enumerate(log) if (op, who) == ("set", "acct/tokens"))
+            windows.append(log[commit][2] - started)
+            totals.append(done - started)
+            calls.add(commit + 1)
+        pieces = len(split_chunks(record)) if length > 1200 else 0
+        expected = 1 if pieces == 0 else pieces + 3
+        assert calls == {expected}, f"{label}: {calls} calls before the commit, expected {expected}"
+        entries = f"{pieces} entries" if pieces > 1 else "1 entry"
+        median, worst = statistics.median(windows) * 1000, max(windows) * 1000
+        results.append(
+            f"{label} ({length:,} chars, {entries}): {expected} keyring call(s), median "
+            f"{median:.1f} ms, max {worst:.1f} ms (whole write: median "
+            f"{statistics.median(totals) * 1000:.1f} ms)"
+        )
+        store.delete("acct/tokens")
     figure(f"row 7 (keyring window, {WINDOW_WRITES} writes each): " + "; ".join(results))

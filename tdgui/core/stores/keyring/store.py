@@ -87,8 +87,7 @@ class KeyringStore(TokenStore):
 
     def read(self, key: str) -> str | None:
         check_key(key)
-        with self._key_lock(key):
-            self.calls.backend()
+        with self._key_lock(key), self.calls.operation():
             previous: str | None = None
             # A writer in another process may replace the record (and delete the chunks we
             # are reading) between our reads: retry while the header keeps changing.
@@ -116,8 +115,7 @@ class KeyringStore(TokenStore):
     def write(self, key: str, value: str) -> None:
         check_key(key)
         raw = encode_value(value)
-        with self._key_lock(key):
-            self.calls.backend()
+        with self._key_lock(key), self.calls.operation():
             try:
                 if fits_one_entry(value):
                     self._write_plain(key, value)
@@ -129,8 +127,7 @@ class KeyringStore(TokenStore):
 
     def delete(self, key: str) -> None:
         check_key(key)
-        with self._key_lock(key):
-            self.calls.backend()
+        with self._key_lock(key), self.calls.operation():
             self._seen.pop(key, None)
             head = self.calls.get(key)
             journal = self._read_journal(key)
@@ -165,7 +162,8 @@ class KeyringStore(TokenStore):
         return f"system keyring ({backend_name(backend)}), service {self.service!r}"
 
     def check_available(self) -> None:
-        self.calls.get(PROBE_USERNAME)
+        with self.calls.operation():
+            self.calls.get(PROBE_USERNAME)
 
     # ------------------------------------------------------------------ writes
 

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
-from typing import TypeVar, cast
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar, cast
 
 import keyring.backend
 import keyring.errors
 
 from tdgui.core.errors import StoreUnavailable, TdguiError
 from tdgui.core.stores.keyring.backend import map_error, resolve_backend
+from tdgui.core.stores.keyring.secret_service import shared_session
 
 log = logging.getLogger(__name__)
 
@@ -32,15 +34,44 @@ class TimedKeyring:
         # later calls fail at once instead of piling up more hung threads.
         self.stuck: threading.Thread | None = None
         self._resolved: keyring.backend.KeyringBackend | None = None
+        # The backend of the operation the calling thread is in (see operation()).
+        self._local = threading.local()
 
     def backend(self) -> keyring.backend.KeyringBackend:
         """The keyring backend to use, refusing plaintext; first use probes D-Bus (timed).
 
         Resolved once per store: a call costs a thread and a D-Bus look-up (~8 ms).
         """
+        current: keyring.backend.KeyringBackend | None = getattr(self._local, "backend", None)
+        if current is not None:
+            return current
         if self._resolved is None:
             self._resolved = self.call(resolve_backend)
         return self._resolved
+
+    @contextmanager
+    def operation(self) -> Iterator[None]:
+        """One store operation (read, write, delete): its calls share one Secret Service
+        connection and session (see secret_service.SharedSession); other backends as is."""
+        if getattr(self._local, "backend", None) is not None:
+            yield  # already inside one
+            return
+        shared: Any = shared_session(self.backend())
+        if shared is None:
+            yield
+            return
+        self._local.backend = shared
+        try:
+            yield
+        finally:
+            self._local.backend = None
+            # A call still hung inside the connection keeps it: closing its socket under it
+            # could hand the descriptor number to the next file opened.
+            if not self.hung():
+                try:
+                    shared.close()
+                except OSError as exc:
+                    log.debug("closing the Secret Service connection: %s", exc)
 
     def hung(self) -> bool:
         return self.stuck is not None and self.stuck.is_alive()
