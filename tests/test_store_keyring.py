@@ -175,6 +175,37 @@ def test_layout_plain_up_to_1200_then_chunks(real: KeyringStore) -> None:
     assert real.read("a/tokens") == value
 
 
+def test_one_secret_service_connection_per_operation(
+    real: KeyringStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """keyring opens a D-Bus connection and a session for every call; the store shares one per
+    operation (a chunked write is 6+ calls), and plain keyring reads what it wrote."""
+    import secretstorage
+
+    opened = []
+    original = secretstorage.dbus_init
+
+    def counting() -> Any:
+        opened.append(1)
+        return original()
+
+    real.check_available()  # resolve the backend first (keyring probes D-Bus once)
+    monkeypatch.setattr(secretstorage, "dbus_init", counting)
+    value = "w" * 3000
+    real.write("c/tokens", value)
+    assert len(opened) == 1
+    gen, count = _header(real, "c/tokens")
+    assert (
+        "".join(keyring.get_password(real.service, f"c/tokens#{gen}.{i}") or "" for i in range(count))
+        == value
+    )
+    opened.clear()
+    assert real.read("c/tokens") == value
+    real.delete("c/tokens")
+    assert len(opened) == 2
+    assert items(real.service) == []
+
+
 def test_astral_characters_count_double_for_windows(real: KeyringStore) -> None:
     value = "😀" * 700  # 700 characters, 1,400 UTF-16 units: too big for one Windows entry
     real.write("e/tokens", value)
