@@ -59,7 +59,7 @@ def real_keyring_store(service: str | None = None) -> Iterator[TokenStore]:
     skips) when there is no Secret Service, so a run without one cannot look green."""
     import keyring
 
-    from tdgui.core.stores.keyring_store import KeyringStore
+    from tdgui.core.stores.keyring import KeyringStore
 
     service = service or f"tdgui-test-{uuid.uuid4().hex[:12]}"
     store = KeyringStore(service=service)
@@ -292,7 +292,7 @@ _CHILD = textwrap.dedent(
         from tdgui.core.stores.sql import SQLStore
         store = SQLStore(Path(where))
     else:
-        from tdgui.core.stores.keyring_store import KeyringStore
+        from tdgui.core.stores.keyring import KeyringStore
         store = KeyringStore(service=where)
     values = [os.environ["TDGUI_TEST_A"], os.environ["TDGUI_TEST_B"]]
     store.check_available()  # keyring picks its backend on first use: not inside the timing

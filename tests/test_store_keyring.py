@@ -17,14 +17,9 @@ from hypothesis import strategies as st
 from keyring.backends import chainer, fail, null
 
 from tdgui.core.errors import StoredDataError, StoreUnavailable, UsageError
-from tdgui.core.stores import keyring_store
-from tdgui.core.stores.keyring_store import (
-    CHUNK_UNITS,
-    HEADER_PREFIX,
-    KeyringStore,
-    split_chunks,
-    utf16_units,
-)
+from tdgui.core.stores.keyring import KeyringStore, chunks
+from tdgui.core.stores.keyring.chunks import CHUNK_UNITS, HEADER_PREFIX, split_chunks, utf16_units
+from tdgui.core.stores.keyring.timed import TimedKeyring
 
 WITH_KEYRING = "scripts/with-keyring.sh .venv/bin/pytest tests/test_store_keyring.py"
 
@@ -169,18 +164,54 @@ def test_layout_plain_up_to_1200_then_chunks(real: KeyringStore) -> None:
     real.write("a/tokens", value)
     gen, count = _header(real, "a/tokens")
     assert count == 2
-    assert items(real.service) == sorted(["a/tokens", f"a/tokens#{gen}.0", f"a/tokens#{gen}.1"])
+    # The journal names the live generation too (whoever replaces it deletes its chunks).
+    assert items(real.service) == sorted(
+        ["a/tokens", f"a/tokens#{gen}.0", f"a/tokens#{gen}.1", "a/tokens#pending"]
+    )
     assert keyring.get_password(real.service, f"a/tokens#{gen}.0") == "y" * 1200
     assert keyring.get_password(real.service, f"a/tokens#{gen}.1") == "y"
+    journal = keyring.get_password(real.service, "a/tokens#pending")
+    assert journal is not None and journal.startswith(f"n.{gen}.2.")
     assert real.read("a/tokens") == value
+
+
+def test_one_secret_service_connection_per_operation(
+    real: KeyringStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """keyring opens a D-Bus connection and a session for every call; the store shares one per
+    operation (a chunked write is 6+ calls), and plain keyring reads what it wrote."""
+    import secretstorage
+
+    opened = []
+    original = secretstorage.dbus_init
+
+    def counting() -> Any:
+        opened.append(1)
+        return original()
+
+    real.check_available()  # resolve the backend first (keyring probes D-Bus once)
+    monkeypatch.setattr(secretstorage, "dbus_init", counting)
+    value = "w" * 3000
+    real.write("c/tokens", value)
+    assert len(opened) == 1
+    gen, count = _header(real, "c/tokens")
+    assert (
+        "".join(keyring.get_password(real.service, f"c/tokens#{gen}.{i}") or "" for i in range(count))
+        == value
+    )
+    opened.clear()
+    assert real.read("c/tokens") == value
+    real.delete("c/tokens")
+    assert len(opened) == 2
+    assert items(real.service) == []
 
 
 def test_astral_characters_count_double_for_windows(real: KeyringStore) -> None:
     value = "😀" * 700  # 700 characters, 1,400 UTF-16 units: too big for one Windows entry
     real.write("e/tokens", value)
     gen, count = _header(real, "e/tokens")
-    chunks = [keyring.get_password(real.service, f"e/tokens#{gen}.{i}") for i in range(count)]
-    assert all(c is not None and utf16_units(c) <= CHUNK_UNITS for c in chunks)
+    parts = [keyring.get_password(real.service, f"e/tokens#{gen}.{i}") for i in range(count)]
+    assert all(c is not None and utf16_units(c) <= CHUNK_UNITS for c in parts)
     assert real.read("e/tokens") == value
 
 
@@ -223,8 +254,9 @@ def test_overwrite_and_delete_leave_no_stale_entries(real: KeyringStore) -> None
     real.write("s/tokens", "b" * 3000)
     gen, count = _header(real, "s/tokens")
     assert gen != first_gen
-    # Only the live generation is left: old chunks and the write journal are gone.
-    assert items(real.service) == sorted(["s/tokens"] + [f"s/tokens#{gen}.{i}" for i in range(count)])
+    # Only the live generation is left: old chunks are gone, the journal names the live one.
+    live = [f"s/tokens#{gen}.{i}" for i in range(count)]
+    assert items(real.service) == sorted(["s/tokens", "s/tokens#pending", *live])
     real.write("s/tokens", "short")
     assert items(real.service) == ["s/tokens"]
     real.write("s/tokens", "c" * 2500)
@@ -232,43 +264,121 @@ def test_overwrite_and_delete_leave_no_stale_entries(real: KeyringStore) -> None
     assert items(real.service) == []
 
 
+class Killed(BaseException):
+    """Stands in for SIGKILL: not an Exception, so the store neither maps nor swallows it."""
+
+
+def kill_at(monkeypatch: pytest.MonkeyPatch, username: str) -> None:
+    """Make the keyring set of `username` (e.g. a header: the commit point) kill the writer."""
+    original = TimedKeyring.set
+
+    def set_or_die(self: TimedKeyring, name: str, value: str, **kw: Any) -> None:
+        if name == username:
+            raise Killed
+        original(self, name, value, **kw)
+
+    monkeypatch.setattr(TimedKeyring, "set", set_or_die)
+
+
 def test_debris_of_a_killed_writer_is_cleaned_up(real: KeyringStore, monkeypatch: pytest.MonkeyPatch) -> None:
     real.write("k/tokens", "old " * 600)  # 2,400 characters, chunked
-    original_set = KeyringStore._set
-
-    class Killed(BaseException):
-        pass
-
-    def set_then_die(self: KeyringStore, backend: Any, username: str, value: str, **kw: Any) -> None:
-        if username == "k/tokens":  # the header: "killed" right before the commit point
-            raise Killed
-        original_set(self, backend, username, value, **kw)
-
-    monkeypatch.setattr(KeyringStore, "_set", set_then_die)
-    with pytest.raises(Killed):
-        real.write("k/tokens", "new " * 900)
-    monkeypatch.setattr(KeyringStore, "_set", original_set)
+    with monkeypatch.context() as patch:
+        kill_at(patch, "k/tokens")  # "killed" right before the commit point
+        with pytest.raises(Killed):
+            real.write("k/tokens", "new " * 900)
     assert real.read("k/tokens") == "old " * 600  # the old record is intact
     assert len(items(real.service)) == 1 + 2 + 3 + 1  # header, old, orphaned new, journal
 
-    # A recent unfinished write may belong to a live process: the next write keeps it...
+    # A recent unfinished write may belong to a live process: the next write keeps it (and
+    # deletes the chunks of the record it replaced, after its one-call commit)...
     real.write("k/tokens", "next")
     assert len(items(real.service)) == 1 + 3 + 1
-    # ...until it is stale; a small record replacing a small one touches only its own entry
-    # (the common token write stays one D-Bus call), so the next chunked write collects it.
-    monkeypatch.setattr(keyring_store, "_STALE_SECONDS", -1.0)
-    real.write("k/tokens", "later")
-    assert len(items(real.service)) == 1 + 3 + 1
-    real.write("k/tokens", "big " * 400)  # 1,600 characters: chunked, collects the debris
+    # ...until it is stale: then any later write collects it, a small one too.
+    monkeypatch.setattr(chunks, "STALE_SECONDS", -1.0)
     real.write("k/tokens", "later")
     assert items(real.service) == ["k/tokens"]
     # A delete removes everything the journal names, stale or not.
-    monkeypatch.setattr(KeyringStore, "_set", set_then_die)
-    with pytest.raises(Killed):
-        real.write("k/tokens", "x" * 4000)
-    monkeypatch.setattr(KeyringStore, "_set", original_set)
+    monkeypatch.setattr(chunks, "STALE_SECONDS", 300.0)
+    with monkeypatch.context() as patch:
+        kill_at(patch, "k/tokens")
+        with pytest.raises(Killed):
+            real.write("k/tokens", "x" * 4000)
     real.delete("k/tokens")
     assert items(real.service) == []
+
+
+def test_journal_never_forgets_debris(restore_backend: None) -> None:
+    """D2: 100 writers killed before their commit within seconds (more than the 30 entries one
+    journal piece holds, and than the old 1,200-character journal kept), then delete():
+    nothing of the record is left. Before the fix ~36 entries fit and the rest leaked."""
+    backend = DictBackend()
+    store = use(backend)
+    store.write("d/tokens", "0" * 2500)
+    for index in range(100):
+        with pytest.MonkeyPatch.context() as patch:
+            kill_at(patch, "d/tokens")
+            with pytest.raises(Killed):
+                store.write("d/tokens", str(index % 10) * 2500)
+        assert store.read("d/tokens") == "0" * 2500
+    pieces = sorted(u for _, u in backend.data if "#pending" in u)
+    assert len(pieces) == 4  # 101 entries: 30 per piece
+    assert all(utf16_units(v) <= CHUNK_UNITS for v in backend.data.values())
+    store.delete("d/tokens")
+    assert backend.data == {}
+
+
+class DiesAfter(DictBackend):
+    """A backend whose writer is killed after `budget` more changes (sets or deletes)."""
+
+    budget = 10**9
+
+    def _spend(self) -> None:
+        if self.budget <= 0:
+            raise Killed
+        self.budget -= 1
+
+    def set_password(self, service: str, username: str, password: str) -> None:
+        self._spend()
+        super().set_password(service, username, password)
+
+    def delete_password(self, service: str, username: str) -> None:
+        self._spend()
+        super().delete_password(service, username)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    old=st.integers(min_value=0, max_value=95),
+    dropped=st.sets(st.integers(min_value=0, max_value=95)),
+    added=st.integers(min_value=0, max_value=35),
+    budget=st.integers(min_value=0, max_value=8),
+)
+def test_journal_rewrite_killed_at_any_call_keeps_every_surviving_entry(
+    old: int, dropped: set[int], added: int, budget: int
+) -> None:
+    """Whatever call of a journal rewrite the writer dies at, every entry in both the old and
+    the new journal is still read back, and nothing that was in neither appears."""
+    from tdgui.core.stores.keyring.chunks import Pending
+
+    original = keyring.get_keyring()
+    backend = DiesAfter()
+    try:
+        store = use(backend)
+        entries = [Pending("n", f"{i:016x}", 1 + i % 3, 1_000_000 + i) for i in range(old + added)]
+        before, after_added = entries[:old], entries[old:]
+        store._write_journal("j/tokens", store._read_journal("j/tokens"), before)
+        after = [e for i, e in enumerate(before) if i not in dropped] + after_added
+        backend.budget = budget
+        try:
+            store._write_journal("j/tokens", store._read_journal("j/tokens"), after)
+        except Killed:
+            pass
+        backend.budget = 10**9
+        seen = set(store._read_journal("j/tokens").entries)
+        assert set(before) & set(after) <= seen
+        assert seen <= set(before) | set(after)
+    finally:
+        keyring.set_keyring(original)
 
 
 def test_damaged_records_read_as_nothing(restore_backend: None) -> None:
@@ -288,7 +398,7 @@ def test_too_large_for_the_header_is_refused_up_front(restore_backend: None) -> 
     backend = DictBackend()
     store = use(backend)
     with pytest.raises(UsageError, match="too large"):
-        store.write("big/tokens", "x" * (keyring_store.MAX_CHUNKS * CHUNK_UNITS + 1))
+        store.write("big/tokens", "x" * (chunks.MAX_CHUNKS * CHUNK_UNITS + 1))
     assert backend.data == {}
 
 
@@ -300,10 +410,10 @@ def test_describe_names_the_backend(real: KeyringStore) -> None:
 @settings(max_examples=60, deadline=None)
 @given(st.text(max_size=4000), st.integers(min_value=2, max_value=1300))
 def test_split_chunks_property(value: str, limit: int) -> None:
-    chunks = split_chunks(value, limit)
-    assert "".join(chunks) == value
-    assert all(utf16_units(c) <= limit for c in chunks)
-    assert all(chunks) or chunks == [""]
+    parts = split_chunks(value, limit)
+    assert "".join(parts) == value
+    assert all(utf16_units(c) <= limit for c in parts)
+    assert all(parts) or parts == [""]
 
 
 # ----------------------------------------------------------------------------- refusal
@@ -481,7 +591,7 @@ def test_a_committed_write_is_not_reported_failed_when_cleanup_hangs(restore_bac
         backend.release.set()
     backend.hang = False
     deadline = time.monotonic() + 5
-    while store._stuck is not None and store._stuck.is_alive() and time.monotonic() < deadline:
+    while store.calls.stuck is not None and store.calls.stuck.is_alive() and time.monotonic() < deadline:
         time.sleep(0.01)
     assert store.read("a/tokens") == "2" * 3000
     store.write("a/tokens", "3")  # the next write removes what the hung cleanup left

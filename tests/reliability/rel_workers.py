@@ -84,7 +84,7 @@ def open_store(kind: str, location: str) -> object:
         from tdgui.core.stores.sql import SQLStore
 
         return SQLStore(Path(location))
-    from tdgui.core.stores.keyring_store import KeyringStore
+    from tdgui.core.stores.keyring import KeyringStore
 
     return KeyringStore(service=location, timeout=10)
 
@@ -101,7 +101,7 @@ def role_fork_writer(kind: str, location: str, length: str) -> int:
         # keyring call opens its own, so children share no connection but skip the probe.
         keyring.get_keyring()
     import tdgui.core.stores.file
-    import tdgui.core.stores.keyring_store
+    import tdgui.core.stores.keyring
     import tdgui.core.stores.sql  # noqa: F401
 
     size = int(length)

@@ -25,7 +25,10 @@ from tdgui.core import flow, providers
 from tdgui.core.config import ACCOUNTS_VERSION, Config, Settings, sandbox_account
 from tdgui.core.errors import TdguiError
 from tdgui.core.service import RefreshRecord, TokenService
-from tdgui.core.stores.keyring_store import HEADER_PREFIX, KeyringStore, _Header, _Pending
+from tdgui.core.stores.keyring import KeyringStore
+from tdgui.core.stores.keyring.chunks import HEADER_PREFIX
+from tdgui.core.stores.keyring.chunks import Header as _Header
+from tdgui.core.stores.keyring.chunks import Pending as _Pending
 from tdgui.core.stores.memory import MemoryStore
 from tdgui.core.tokens import TokenSet
 

@@ -13,7 +13,8 @@ from collections.abc import Iterator
 import keyring
 import pytest
 
-from tdgui.core.stores.keyring_store import CHUNK_UNITS, HEADER_PREFIX, KeyringStore, _Header, utf16_units
+from tdgui.core.stores.keyring import KeyringStore
+from tdgui.core.stores.keyring.chunks import CHUNK_UNITS, HEADER_PREFIX, Header, utf16_units
 
 VALUES = {
     "1199 ascii": "a" * 1199,
@@ -81,7 +82,7 @@ def test_incomplete_chunk_set_reads_as_absent(store: KeyringStore, damage: str, 
     store.write("acct/tokens", value)
     head = keyring.get_password(store.service, "acct/tokens")
     assert head is not None
-    header = _Header.parse(head)
+    header = Header.parse(head)
     assert header is not None and header.count >= 3
     middle = f"acct/tokens#{header.gen}.{header.count // 2}"
     chunk = keyring.get_password(store.service, middle)
@@ -93,7 +94,7 @@ def test_incomplete_chunk_set_reads_as_absent(store: KeyringStore, damage: str, 
     elif damage == "truncated chunk":
         keyring.set_password(store.service, middle, chunk[:-1])
     else:  # the header claims one chunk more than there is
-        bigger = _Header(header.gen, header.count + 1, header.sha256)
+        bigger = Header(header.gen, header.count + 1, header.sha256)
         keyring.set_password(store.service, "acct/tokens", bigger.text())
     assert store.read("acct/tokens") is None
     figure(f"row 8 ({damage}): a {header.count}-chunk record reads as absent (None)")

@@ -26,7 +26,7 @@ def open_store(kind: str, config_dir: Path) -> TokenStore:
     (entry points, backends) costs CLI start-up time that the file/sql/memory paths need not pay.
     """
     if kind == "keyring":
-        from tdgui.core.stores.keyring_store import KeyringStore
+        from tdgui.core.stores.keyring import KeyringStore
 
         return KeyringStore()
     if kind == "file":
