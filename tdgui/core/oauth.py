@@ -30,6 +30,7 @@ from tdgui.core.clock import Clock
 from tdgui.core.errors import LoginFailed, LoginRequired, ProviderError
 from tdgui.core.logs import sanitize_provider_text
 from tdgui.core.providers import Provider, host_of
+from tdgui.core.tokens import B64TOKEN
 
 log = logging.getLogger(__name__)
 
@@ -46,8 +47,6 @@ DEFAULT_DEADLINE = 30.0
 #: are a few KB; beyond this the provider is broken or hostile.
 MAX_BODY = 1 << 20
 _CHUNK = 64 * 1024
-#: RFC 6750 §2.1 b64token: what an access or refresh token may consist of.
-B64TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
 #: RFC 6749 §5.2: the characters of an error code.
 _ERROR_CODE = re.compile(r"[\x20\x21\x23-\x5b\x5d-\x7e]{1,64}")
 #: 429 (RFC 6585 §4) and 503 (RFC 9110 §15.6.4) say the server did not handle the request:
@@ -300,7 +299,7 @@ class _AnswerCheck:
                 what = (
                     "without an access token" if key == "access_token" and not value else f"an invalid {key}"
                 )
-                raise AnswerLost(f"{where} answered {what}", transient=False)
+                raise AnswerLost(f"{where} answered {what}")
         # authlib gets only what it needs to accept the answer (its OAuth2Token does int() on
         # expires_in and would throw on "soon", NaN or infinity); the answer as received goes
         # to tokens.py, which parses every odd field into a storable TokenSet.
@@ -354,7 +353,6 @@ class TokenClient:
         # Pin the sandbox's own CA; real brokers use the system trust store. Never verify=False.
         session.verify = self.provider.ca_file or True
         session.trust_env = False  # no proxy/netrc surprises for secrets
-        session.max_redirects = 0
         # Only encodings _read_body decodes under its cap (no br/zstd).
         session.headers["Accept-Encoding"] = "gzip, deflate"
         adapter = _AttemptAdapter(attempt)

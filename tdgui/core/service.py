@@ -342,7 +342,7 @@ class TokenService:
             client = self.token_client(account, provider)
             renew = schedule.renewal_due(current, provider, now)
             try:
-                response = client.refresh(current.refresh_token, renew=renew)
+                response = client.refresh(current.refresh_token, renew=renew, rotating=current.rotated)
             except LoginRequired as exc:
                 self._mark_failed(name, str(exc), login_required=True)
                 raise

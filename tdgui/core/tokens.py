@@ -22,8 +22,10 @@ FORMAT_VERSION = 1
 MAX_LIFETIME = 10 * 365 * 24 * 3600
 #: Stored times beyond 9999-12-31 (a damaged or hand-edited record) are clamped on load.
 MAX_TIMESTAMP = 253_402_300_799.0
-#: RFC 6750 §2.1 b64token (the same check oauth.py applies to the answer).
-B64TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
+#: RFC 6750 §2.1 b64token characters, plus "@": Schwab's tokens and codes end in one
+#: (docs/design.md §2). No space, quote, backslash or control character can pass, so a token
+#: is safe in a header, a terminal and a file. oauth.py applies the same check to answers.
+B64TOKEN = re.compile(r"[A-Za-z0-9\-._~+/=@]+")
 #: RFC 6749 §3.3 scope characters (space-separated NQCHAR tokens).
 _SCOPE = re.compile(r"[\x20\x21\x23-\x5b\x5d-\x7e]{0,2048}")
 _TOKEN_TYPE = re.compile(r"[A-Za-z][A-Za-z0-9_.-]{0,31}")
