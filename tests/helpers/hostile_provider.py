@@ -51,6 +51,8 @@ class Answer:
     drop: bool = False
     #: Seconds to wait after reading the request, before answering.
     delay: float = 0.0
+    #: False: no Content-Length, the body ends when the connection closes.
+    length: bool = True
 
 
 @dataclass
@@ -238,12 +240,20 @@ class HostileProvider:
                 body = body or b""
                 if headers.get("Content-Encoding") == "gzip":
                     body = gzip.compress(body)
-                headers.setdefault("Content-Length", str(len(body)))
-                data = self._head(answer.status, headers) + body
+                if answer.length:
+                    headers.setdefault("Content-Length", str(len(body)))
+                else:
+                    headers["Connection"] = "close"
+                    self.close_connection = True
+                head = self._head(answer.status, headers)
                 try:
                     if answer.drip is None:
-                        self.wfile.write(data)
+                        # Two writes, no concatenation: a 13 MB body is not copied here, so
+                        # a test's memory figures are the client's.
+                        self.wfile.write(head)
+                        self.wfile.write(body)
                         return
+                    data = head + body
                     for i in range(len(data)):
                         self.wfile.write(data[i : i + 1])
                         self.wfile.flush()
