@@ -120,7 +120,7 @@ def _certs(directory: Path) -> tuple[Path, Path, Path]:
 class HostileProvider:
     """`answers` is consumed in order; when empty, the rotating default endpoint answers."""
 
-    def __init__(self, cert_dir: Path, *, listen: bool = True) -> None:
+    def __init__(self, cert_dir: Path, *, listen: bool = True, tls: bool = True) -> None:
         self.ca_path, leaf, key = _certs(cert_dir)
         self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         self.context.load_cert_chain(leaf, key)
@@ -135,10 +135,11 @@ class HostileProvider:
         self.server.allow_reuse_address = True
         self.server.server_bind()
         self.port = self.server.server_address[1]
-        self.base_url = f"https://127.0.0.1:{self.port}"
+        self.base_url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
         self.token_url = self.base_url + "/token"
         self._thread: threading.Thread | None = None
-        self._wrap()
+        if tls:
+            self._wrap()
         if listen:
             self.listen()
 
