@@ -14,25 +14,21 @@ import json
 import logging
 import os
 import re
-import socket
-import threading
 import time
-import zlib
 from collections.abc import Callable
 from typing import Any
 
 import requests
-from requests.adapters import HTTPAdapter
-from urllib3.connection import HTTPConnection, HTTPSConnection
-from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from tdgui.core.clock import Clock
 from tdgui.core.errors import LoginFailed, LoginRequired, ProviderError
+from tdgui.core.http_bounds import Attempt, AttemptAdapter, read_body
 from tdgui.core.logs import sanitize_provider_text
 from tdgui.core.providers import Provider, host_of
 from tdgui.core.tokens import B64TOKEN
 
-log = logging.getLogger(__name__)
+# The CLI quiets retry warnings by this name (cli.py, quiet_retries).
+log = logging.getLogger("tdgui.oauth")
 
 #: Errors that mean the grant is dead and only a new browser login helps. Schwab reports an
 #: expired refresh token as invalid_client / refresh_token_authentication_error (docs/design.md §2).
@@ -46,7 +42,6 @@ DEFAULT_DEADLINE = 30.0
 #: Most bytes of a token answer read (after gzip decoding; TD_HTTP_MAX_BODY). Real answers
 #: are a few KB; beyond this the provider is broken or hostile.
 MAX_BODY = 1 << 20
-_CHUNK = 64 * 1024
 #: RFC 6749 §5.2: the characters of an error code.
 _ERROR_CODE = re.compile(r"[\x20\x21\x23-\x5b\x5d-\x7e]{1,64}")
 #: 429 (RFC 6585 §4) and 503 (RFC 9110 §15.6.4) say the server did not handle the request:
@@ -104,145 +99,6 @@ def _retry_after(value: str | None) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
-class _Attempt:
-    """One HTTP attempt: whether the request went out, and a watchdog for its deadline.
-
-    The watchdog shuts the connection's socket down (through a duplicate descriptor, which
-    also reaches a socket TLS has wrapped), so a blocked read returns at once whatever phase
-    it is in: TLS handshake, headers or body.
-    """
-
-    def __init__(self, deadline: float) -> None:
-        self.deadline = deadline
-        self.sent = False
-        self.expired = False
-        self._fds: list[int] = []
-        self._lock = threading.Lock()
-        self._done = False
-        self._timer = threading.Timer(deadline, self._expire)
-        self._timer.daemon = True
-
-    def __enter__(self) -> _Attempt:
-        self._timer.start()
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self._timer.cancel()
-        with self._lock:
-            self._done = True
-            fds, self._fds = self._fds, []
-        for fd in fds:
-            os.close(fd)
-
-    def watch(self, sock: socket.socket) -> None:
-        with self._lock:
-            if self._done:
-                return
-            self._fds.append(os.dup(sock.fileno()))
-            expired = self.expired
-        if expired:
-            self._shutdown()
-
-    def _expire(self) -> None:
-        with self._lock:
-            if self._done:
-                return
-            self.expired = True
-        self._shutdown()
-
-    def _shutdown(self) -> None:
-        with self._lock:
-            fds = list(self._fds)
-        for fd in fds:
-            try:
-                with socket.socket(fileno=os.dup(fd)) as dup:
-                    dup.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass  # already closed by the other side
-
-
-def _pool_classes(attempt: _Attempt) -> dict[str, type[HTTPConnectionPool]]:
-    """Connection classes that report their socket and the moment the request goes out."""
-
-    class Watched:
-        def _new_conn(self) -> socket.socket:
-            sock: socket.socket = super()._new_conn()  # type: ignore[misc]
-            attempt.watch(sock)
-            return sock
-
-        def request(self, *args: Any, **kwargs: Any) -> None:
-            # Set before sending: a failure part-way through may already have reached the provider.
-            attempt.sent = True
-            super().request(*args, **kwargs)  # type: ignore[misc]
-
-    class Tracked(Watched, HTTPConnection):
-        pass
-
-    class TrackedTLS(Watched, HTTPSConnection):
-        pass
-
-    class Pool(HTTPConnectionPool):
-        ConnectionCls = Tracked
-
-    class TLSPool(HTTPSConnectionPool):
-        ConnectionCls = TrackedTLS
-
-    return {"http": Pool, "https": TLSPool}
-
-
-class _AttemptAdapter(HTTPAdapter):
-    def __init__(self, attempt: _Attempt) -> None:
-        self._attempt = attempt
-        super().__init__(max_retries=0)
-
-    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
-        super().init_poolmanager(*args, **kwargs)
-        self.poolmanager.pool_classes_by_scheme = _pool_classes(self._attempt)  # type: ignore[assignment]
-
-
-def _read_body(resp: requests.Response, limit: int) -> bytes:
-    """At most `limit` bytes of the decoded body; gzip/deflate are decoded here under the cap."""
-    where = host_of(resp.url)
-    too_big = ProviderError(f"{where} sent a token answer larger than {limit} bytes", transient=False)
-    length = (resp.headers.get("Content-Length") or "").strip()
-    if length.isdigit() and int(length) > limit:
-        raise too_big
-    coding = (resp.headers.get("Content-Encoding") or "identity").strip().lower()
-    decoder: Any
-    if coding in ("identity", ""):
-        decoder = None
-    elif coding in ("gzip", "x-gzip"):
-        decoder = zlib.decompressobj(16 + zlib.MAX_WBITS)
-    elif coding == "deflate":
-        decoder = zlib.decompressobj()  # RFC 9110 §8.4.1.2: "deflate" is the zlib format
-    else:
-        raise ProviderError(f"{where} sent a token answer in an unsupported encoding", transient=False)
-    body = bytearray()
-    read = 0
-    while True:
-        chunk = resp.raw.read(_CHUNK, decode_content=False)
-        if not chunk:
-            break
-        read += len(chunk)
-        if read > limit:
-            raise too_big
-        if decoder is None:
-            body += chunk
-        else:
-            data = chunk
-            while data:
-                # max_length keeps a bomb from expanding past the cap in one call.
-                body += decoder.decompress(data, limit + 1 - len(body))
-                if len(body) > limit:
-                    raise too_big
-                data = decoder.unconsumed_tail
-    if decoder is not None:
-        body += decoder.flush()
-        if len(body) > limit:
-            raise too_big
-    return bytes(body)
-
-
 class _AnswerCheck:
     """authlib compliance hook: read the answer within bounds, turn anything unusable into a
     typed error (every provider string sanitized and masked), hand authlib clean JSON."""
@@ -275,7 +131,7 @@ class _AnswerCheck:
         if status >= 500:
             raise AnswerLost(f"{where} answered HTTP {status}")
         try:
-            raw = _read_body(resp, self.limit)
+            raw = read_body(resp, self.limit)
         except ProviderError as exc:
             raise AnswerLost(str(exc), transient=False) from None
         try:
@@ -341,7 +197,7 @@ class TokenClient:
         self.max_body = max_body if max_body is not None else int(_env_float("TD_HTTP_MAX_BODY", MAX_BODY))
         self.on_secret = on_secret
 
-    def _session(self, attempt: _Attempt, check: _AnswerCheck, redirect_uri: str | None = None) -> Any:
+    def _session(self, attempt: Attempt, check: _AnswerCheck, redirect_uri: str | None = None) -> Any:
         from authlib.integrations.requests_client import OAuth2Session
 
         session = OAuth2Session(
@@ -353,9 +209,9 @@ class TokenClient:
         # Pin the sandbox's own CA; real brokers use the system trust store. Never verify=False.
         session.verify = self.provider.ca_file or True
         session.trust_env = False  # no proxy/netrc surprises for secrets
-        # Only encodings _read_body decodes under its cap (no br/zstd).
+        # Only encodings read_body decodes under its cap (no br/zstd).
         session.headers["Accept-Encoding"] = "gzip, deflate"
-        adapter = _AttemptAdapter(attempt)
+        adapter = AttemptAdapter(attempt)
         session.mount("https://", adapter)
         session.mount("http://", adapter)
         session.register_compliance_hook("access_token_response", check)
@@ -377,7 +233,7 @@ class TokenClient:
             extra["code_verifier"] = code_verifier
         secrets = (code, code_verifier, self.client_secret)
 
-        def call(attempt: _Attempt, check: _AnswerCheck) -> dict[str, Any]:
+        def call(attempt: Attempt, check: _AnswerCheck) -> dict[str, Any]:
             with self._session(attempt, check, redirect_uri) as session:
                 session.fetch_token(
                     self.provider.token_url,
@@ -405,7 +261,7 @@ class TokenClient:
         extra: dict[str, str] = dict(self.provider.extra_token_params) if renew else {}
         secrets = (refresh_token, self.client_secret)
 
-        def call(attempt: _Attempt, check: _AnswerCheck) -> dict[str, Any]:
+        def call(attempt: Attempt, check: _AnswerCheck) -> dict[str, Any]:
             with self._session(attempt, check) as session:
                 session.refresh_token(
                     self.provider.token_url,
@@ -432,11 +288,11 @@ class TokenClient:
             ) from None
 
     def _attempt(
-        self, call: Callable[[_Attempt, _AnswerCheck], dict[str, Any]], what: str, check: _AnswerCheck
+        self, call: Callable[[Attempt, _AnswerCheck], dict[str, Any]], what: str, check: _AnswerCheck
     ) -> dict[str, Any]:
         """One HTTP attempt under the deadline; every failure becomes a typed, sanitized error."""
         where = host_of(self.provider.token_url)
-        with _Attempt(self.deadline) as attempt:
+        with Attempt(self.deadline) as attempt:
             try:
                 return call(attempt, check)
             except (ProviderError, OAuthErrorResponse):
@@ -469,7 +325,7 @@ class TokenClient:
 
     def _with_retries(
         self,
-        call: Callable[[_Attempt, _AnswerCheck], dict[str, Any]],
+        call: Callable[[Attempt, _AnswerCheck], dict[str, Any]],
         what: str,
         secrets: tuple[str | None, ...],
         *,
