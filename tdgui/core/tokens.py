@@ -136,9 +136,9 @@ class TokenSet:
             raise StoredDataError(f"stored tokens have unknown format version {version!r}")
         try:
             tokens = cls(
-                access_token=_str(body, "access_token"),
+                access_token=_token(body, "access_token"),
                 access_expires_at=_num(body, "access_expires_at"),
-                refresh_token=_opt_str(body, "refresh_token"),
+                refresh_token=_opt_token(body, "refresh_token"),
                 refresh_expires_at=_opt_num(body, "refresh_expires_at"),
                 login_at=_num(body, "login_at"),
                 received_at=_num(body, "received_at"),
@@ -299,6 +299,19 @@ def _kept_fields(response: dict[str, Any], warnings: list[str]) -> dict[str, Any
     if dropped:
         warnings.append(f"{dropped} extra field(s) of the token answer were too large and were not stored")
     return kept
+
+
+def _token(body: dict[str, Any], key: str) -> str:
+    # `tdgui token` prints it and session() sends it in a header: a record edited or written
+    # by an older version must not bring a control character or a space into either.
+    value = _str(body, key)
+    if not B64TOKEN.fullmatch(value):
+        raise StoredDataError(f"stored field {key} is not a valid token")
+    return value
+
+
+def _opt_token(body: dict[str, Any], key: str) -> str | None:
+    return None if body.get(key) is None else _token(body, key)
 
 
 def _str(body: dict[str, Any], key: str) -> str:

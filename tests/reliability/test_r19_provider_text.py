@@ -150,3 +150,16 @@ def test_a_5_mb_error_is_refused_briefly(provider: HostileProvider) -> None:
     token = cli("token", "acct")
     assert token.returncode == 4 and len(token.stderr) < 1000, token.stderr[:2000]
     assert "larger than" in token.stderr
+
+
+def test_a_stored_token_with_an_escape_is_never_printed(provider: HostileProvider) -> None:
+    """A record edited by hand (or written before this check) cannot reach the terminal."""
+    add_account(provider, store="file")
+    service = TokenService(Config())
+    seed_tokens(service, provider, access_left=3000)
+    record = json.loads(stored_bytes(service) or "")
+    record["access_token"] = "abc\x1b]0;pwned\x07def"
+    service.store(service.account("acct")).write("acct/tokens", json.dumps(record))
+    token = cli("token", "acct")
+    assert token.returncode == 5, token
+    assert "\x1b" not in token.stdout + token.stderr and "abc" not in token.stdout
