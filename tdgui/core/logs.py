@@ -7,6 +7,7 @@ import logging.handlers
 import os
 import re
 import threading
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -119,3 +120,33 @@ def setup_logging(
     stream.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
     stream.addFilter(mask)
     root.addHandler(stream)
+
+
+#: ANSI/ECMA-48 escape sequences: CSI (ESC [ ... final), OSC (ESC ] ... BEL or ESC \), and
+#: the two-character ones. Stripped whole, so no fragment of one reaches a terminal.
+_ESCAPES = re.compile(
+    r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[@-_]?|\x9b[0-?]*[ -/]*[@-~]"
+)
+#: C0/C1 controls, DEL, and the Unicode format characters that reorder or hide text (bidi
+#: overrides, zero-width): a provider's text must read in a terminal exactly as stored.
+_CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]+")
+PROVIDER_TEXT_LIMIT = 300
+
+
+def sanitize_provider_text(
+    text: object, secrets: Iterable[str | None] = (), limit: int = PROVIDER_TEXT_LIMIT
+) -> str:
+    """Provider-supplied text made safe to store and print: one line, no escapes, no secret, bounded.
+
+    Masking happens after the escapes are gone (a secret split by an escape sequence is whole
+    again) and before the cut (a cut secret would no longer match).
+    """
+    clean = _CONTROLS.sub(" ", _ESCAPES.sub("", str(text)))
+    clean = " ".join(clean.split())
+    for secret in sorted((s for s in secrets if s and len(s) >= 4), key=len, reverse=True):
+        for form in {secret, quote(secret, safe="")}:
+            clean = clean.replace(form, MASK)
+    clean = SECRETS.mask(clean)
+    if len(clean) > limit:
+        clean = clean[: max(0, limit - 1)] + "…"
+    return clean

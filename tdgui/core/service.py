@@ -323,7 +323,7 @@ class TokenService:
             with critical_section("the token refresh"):
                 self._save_record(account, replace(record, refresh_started_at=self.clock.now()))
                 try:
-                    response = client.refresh(current.refresh_token, renew=renew)
+                    response = client.refresh(current.refresh_token, renew=renew, rotating=current.rotated)
                 except LoginRequired as exc:
                     message = f"{exc} ({interrupted})" if interrupted else str(exc)
                     self._mark_failed(account, message, login_required=True)
