@@ -74,7 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--self-test", action="store_true", help="run the desktop app's self-test")
     parser.add_argument("--screenshot", metavar="DIR", type=Path, help="with --self-test: save PNGs")
     parser.add_argument("--minimized", action="store_true", help="start the app in the tray")
-    # Internal: the desktop app's login view runs in this child process (tdgui.qt.login_child).
+    # Internal: the desktop app's login view runs in this child process (tdgui.qt.login.child).
     parser.add_argument("--login-child", action="store_true", help=argparse.SUPPRESS)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
@@ -455,7 +455,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.login_child:
-        from tdgui.qt.login_child import main as login_child_main
+        from tdgui.qt.login.child import main as login_child_main
 
         return int(login_child_main())
     try:

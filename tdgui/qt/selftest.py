@@ -72,10 +72,10 @@ def _run(config_dir: Path, screenshot_dir: Path | None, deadline: float) -> str:
     from PySide6.QtWidgets import QApplication, QWidget
 
     from tdgui.core.config import Config, sandbox_account
+    from tdgui.core.login_outcome import LoginResult
     from tdgui.core.service import TokenService
     from tdgui.core.stores.memory import MemoryStore
     from tdgui.qt.controller import Controller
-    from tdgui.qt.login_common import LoginResult
     from tdgui.qt.main_window import MainWindow
     from tdgui.qt.worker import wait_for_idle
     from tdgui.sandbox import SandboxServer, sandbox_state_dir
