@@ -283,6 +283,9 @@ class LoginProcess(QObject):
             self._on_callback(result.url)
         elif result.kind is ResultKind.BROWSER:
             self.use_system_browser()
+        elif result.outcome is LoginOutcome.TIMEOUT:
+            # The child had what was left of the timeout; the user set (and is told) all of it.
+            self._finish(LoginOutcome.TIMEOUT, timeout_message(self.timeout, fmt_duration))
         elif result.outcome is not None:
             self._finish(result.outcome, SECRETS.mask(result.message) or "The login did not complete.")
 
