@@ -292,7 +292,7 @@ def bench_login_view(ws: Workspace) -> Result:
 
     def spec_line() -> str:
         """What the app writes to its login child's stdin (prepared as the app does)."""
-        from tdgui.qt.login.parent import prepare
+        from tdgui.qt.login.prepare import prepare
 
         return prepare(service, "r1").spec("r1", 60.0).to_json()
 

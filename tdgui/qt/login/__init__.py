@@ -1,6 +1,7 @@
-"""The login view: `parent` (the app's side, no web engine), `child` (`tdgui --login-child`), `protocol`.
+"""The login view. App side: `parent` (LoginProcess), `prepare`, `browser_wait`; no web engine in them.
 
-The child hosts `window` and its guarded `page`; the navigation and certificate decisions are
-tdgui.core.navigation's. Importing this package loads nothing: the app must never pull in Qt
-WebEngine by importing the parent side.
+Child side (`tdgui --login-child`): `child` hosts `window` and its guarded `page`, whose
+navigation and certificate decisions are tdgui.core.navigation's. `protocol` is the versioned
+wire between the two; `hooks` is the test-only channel that scripts the sandbox's pages.
+Importing this package loads nothing, so the app never pulls in Qt WebEngine by accident.
 """

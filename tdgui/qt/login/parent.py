@@ -13,11 +13,9 @@ import logging
 import sys
 import threading
 import time
-from dataclasses import dataclass
 
-from PySide6.QtCore import QObject, QProcess, QProcessEnvironment, Qt, QTimer, QUrl, Signal, Slot
-from PySide6.QtGui import QCloseEvent, QDesktopServices
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+from PySide6.QtCore import QObject, QProcess, QProcessEnvironment, QTimer, QUrl, Signal, Slot
+from PySide6.QtGui import QDesktopServices
 
 from tdgui.core import flow
 from tdgui.core.login_outcome import (
@@ -31,13 +29,14 @@ from tdgui.core.login_outcome import (
     timeout_message,
 )
 from tdgui.core.logs import SECRETS
-from tdgui.core.providers import Provider, host_of
 from tdgui.core.service import TokenService
 from tdgui.core.tokens import TokenSet, TokenTimes
 from tdgui.qt.format import fmt_duration, fmt_time
+from tdgui.qt.login.browser_wait import BrowserWaitWindow
 from tdgui.qt.login.hooks import ENV_VAR as HOOKS_ENV_VAR
 from tdgui.qt.login.hooks import TestHooks
-from tdgui.qt.login.protocol import ChildResult, Command, LoginSpec, ProtocolError, ResultKind
+from tdgui.qt.login.prepare import Prepared, prepare
+from tdgui.qt.login.protocol import ChildResult, Command, ProtocolError, ResultKind
 from tdgui.qt.worker import run_in_background
 
 log = logging.getLogger(__name__)
@@ -57,73 +56,6 @@ def child_command() -> list[str]:
     if getattr(sys, "frozen", False):  # PyInstaller: the executable is tdgui itself
         return [sys.executable, "--login-child"]
     return [sys.executable, "-m", "tdgui", "--login-child"]
-
-
-@dataclass(frozen=True)
-class Prepared:
-    """A started login: the pending state (kept here, in the parent) and the child's spec."""
-
-    pending: flow.PendingLogin
-    provider: Provider
-    pinned_sha256: str | None
-    pinned_host: str | None
-
-    def spec(self, account: str, timeout: float) -> LoginSpec:
-        return LoginSpec(
-            account=account,
-            url=self.pending.url,
-            redirect_uri=self.pending.redirect_uri,
-            allowed_hosts=tuple(self.provider.allowed_hosts),
-            provider=self.provider.name,
-            pinned_sha256=self.pinned_sha256,
-            pinned_host=self.pinned_host,
-            timeout=timeout,
-        )
-
-
-def certificate_pin(service: TokenService, provider: Provider) -> tuple[str | None, str | None]:
-    """(SHA-256 of the one leaf the view may accept, its host): the sandbox's, nobody else's."""
-    if provider.name != "sandbox":
-        return None, None
-    from tdgui.core.config import sandbox_leaf_sha256
-
-    return sandbox_leaf_sha256(service.directory), host_of(provider.authorize_url).lower()
-
-
-def prepare(service: TokenService, name: str) -> Prepared:
-    """Worker thread: build the authorization URL (reads the client secret) and the pin."""
-    provider = service.provider(service.account(name))
-    pending = service.begin_login(name)
-    return Prepared(pending, provider, *certificate_pin(service, provider))
-
-
-class BrowserWaitWindow(QWidget):
-    """Shown while the system browser has the login (no web engine in here)."""
-
-    cancel_requested = Signal()
-
-    def __init__(self, name: str) -> None:
-        super().__init__(None, Qt.WindowType.Window)
-        self.setWindowTitle(f"Log in to {name} - tdgui")
-        self.message = QLabel(
-            "Finish the login in your web browser. tdgui waits for the redirect; "
-            "your browser may warn once about tdgui's local certificate.",
-            self,
-        )
-        self.message.setWordWrap(True)
-        self.cancel_button = QPushButton("Cancel", self)
-        self.cancel_button.clicked.connect(self.cancel_requested)
-        buttons = QHBoxLayout()
-        buttons.addStretch(1)
-        buttons.addWidget(self.cancel_button)
-        layout = QVBoxLayout(self)
-        layout.addWidget(self.message)
-        layout.addLayout(buttons)
-        self.resize(460, 120)
-
-    def closeEvent(self, event: QCloseEvent) -> None:
-        self.cancel_requested.emit()
-        super().closeEvent(event)
 
 
 class LoginProcess(QObject):

@@ -381,6 +381,7 @@ def test_child_imports_only_what_the_view_needs(
     wait_child_gone(qtbot, login)
     modules = set(json.loads(modules_file.read_text()))
     assert {"tdgui.qt.login.child", "tdgui.qt.login.window", "tdgui.core.flow"} <= modules  # it ran
-    forbidden = {"tdgui.core.service", "tdgui.core.config", "tdgui.core.export", "tdgui.qt.login.parent"}
+    forbidden = {"tdgui.core.service", "tdgui.core.config", "tdgui.core.export"}
+    forbidden |= {"tdgui.qt.login.parent", "tdgui.qt.login.prepare"}
     assert not modules & forbidden
     assert not [m for m in modules if m.startswith("tdgui.core.stores")]
