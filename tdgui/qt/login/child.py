@@ -21,6 +21,7 @@ from typing import IO, TYPE_CHECKING
 from PySide6.QtCore import QCoreApplication, QEvent, QObject, Qt, QTimer, Signal, Slot, qInstallMessageHandler
 
 from tdgui.core.login_outcome import LoginOutcome
+from tdgui.core.navigation import display_url
 from tdgui.qt.login.hooks import TestHooks, take_from_environment
 from tdgui.qt.login.protocol import ChildResult, Command, LoginSpec, ProtocolError, ResultKind
 
@@ -165,13 +166,23 @@ class _HookScript:
 
     def __init__(self, window: LoginWindow, hooks: TestHooks) -> None:
         self.window, self.hooks = window, hooks
-        #: "visit" (go to hooks.visit first), "form" (the login form next), "consent", "idle"
+        #: "visit" (go to hooks.visit first), "visiting", "returning" (to the login page),
+        #: "form" (the login form next), "consent", "idle"
         self.step = "visit" if hooks.visit else "form"
+        self.login_page = display_url(window.spec.url)
         self.shot_taken = not hooks.screenshot
         window.page_loaded.connect(self.on_loaded)
         window.guarded.connect(self.on_guarded)
 
-    def on_loaded(self, _url: str) -> None:
+    def on_loaded(self, url: str) -> None:
+        if self.step == "visiting":
+            return  # the visited page itself (e.g. the popup page): wait for the guard
+        if self.step == "returning":
+            # Only the login page counts: a late load of the visited page (its onload may open
+            # the popup before Qt reports the load) must not be taken for the login form.
+            if url != self.login_page:
+                return
+            self.step = "form"
         if not self.shot_taken:
             self.shot_taken = True
             QTimer.singleShot(300, self.take_screenshot)  # let the page paint first
@@ -206,5 +217,5 @@ class _HookScript:
         # The guard stopped the visit (a blocked navigation or a refused popup): back to the
         # login page, then on as without a visit.
         if self.step == "visiting":
-            self.step = "form"
+            self.step = "returning"
             QTimer.singleShot(0, lambda: self.window.navigate(self.window.spec.url))

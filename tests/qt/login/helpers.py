@@ -36,8 +36,12 @@ def run_login(
 ) -> tuple[LoginProcess, LoginResult]:
     """A whole login through the real child; returns once the child has exited too."""
     login = LoginProcess(service, name, timeout=timeout, test_hooks=hooks)
-    with qtbot.waitSignal(login.finished, timeout=LOGIN_TIMEOUT_MS):
-        login.start()
+    try:
+        with qtbot.waitSignal(login.finished, timeout=LOGIN_TIMEOUT_MS):
+            login.start()
+    finally:
+        if login.result is None:
+            login.shutdown()  # a test that timed out leaves no child behind
     wait_child_gone(qtbot, login)
     assert login.result is not None
     return login, login.result
