@@ -288,13 +288,13 @@ def bench_login_view(ws: Workspace) -> Result:
     service = TokenService()
     pin = ws.server.certs.leaf_sha256
     marks: list[dict[str, float]] = []
-    as_child = importlib.util.find_spec("tdgui.qt.login_child") is not None
+    as_child = importlib.util.find_spec("tdgui.qt.login.child") is not None
 
     def spec_line() -> str:
         """What the app writes to its login child's stdin (prepared as the app does)."""
-        from tdgui.qt.login_common import LoginSpec, prepare
+        from tdgui.qt.login.prepare import prepare
 
-        return LoginSpec.from_prepared("r1", prepare(service, "r1"), 60.0).to_json()
+        return prepare(service, "r1").spec("r1", 60.0).to_json()
 
     def ours() -> float:
         child = Child([PYTHON, str(BENCH / "qt_probe_login.py"), "r1"], ws.env, ws.scratch / "r1.log")
@@ -330,7 +330,7 @@ def bench_login_view(ws: Workspace) -> Result:
     if as_child:
         how = (
             "tdgui's login child (`tdgui --login-child`, spec on stdin as the app writes it); medians "
-            f"since process start: web engine + tdgui.qt.login imported "
+            f"since process start: web engine + tdgui.qt.login.window imported "
             f"{med('engine_and_login_imported')}, QApplication up and LoginWindow constructing "
             f"{med('window_constructing')}, created {med('window_created')}, navigation starts "
             f"{med('navigating')}, page loaded {med('loaded')}"

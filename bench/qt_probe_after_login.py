@@ -10,10 +10,10 @@ menu does, `Controller.open_login(ACCOUNT)`.
 
 Two designs of the login view are handled:
 
-- a login *child process* (tdgui.qt.login_process, `tdgui --login-child`): the page is known
+- a login *child process* (tdgui.qt.login.parent, `tdgui --login-child`): the page is known
   to be shown when the child saves its screenshot (the app's own `screenshot` option); that
   login is cancelled, and a second one with the app's sandbox autofill completes the login;
-- an in-process LoginWindow (tdgui.qt.login): the forms are filled through
+- an in-process LoginWindow (older tdgui.qt.login): the forms are filled through
   LoginWindow.run_sandbox_script, which works on the sandbox's page only.
 
 Stages, one word a line on stdout; after each the script waits for a line on stdin:

@@ -5,12 +5,11 @@
 The parent (bench/bench_qt.py) has started a sandbox whose CA and leaf certificate live in
 TD_CONFIG_DIR and added ACCOUNT (a sandbox account, memory store) to that config.
 
-Where the app runs its login view in a child process (tdgui.qt.login_child), this script *is*
+Where the app runs its login view in a child process (tdgui.qt.login.child), this script *is*
 that child: it runs `tdgui --login-child` through tdgui.cli.main, reading the login spec the
 parent wrote to its stdin exactly as the app's child does; the only change is a subclass of
-tdgui.qt.login.LoginWindow that notes the time at the page's load and then cancels. Otherwise
-(an in-process login window) it builds LoginWindow(service, ACCOUNT) itself, importing the web
-engine before the QApplication as run_gui did, and starts it.
+tdgui.qt.login.window.LoginWindow that notes the time at the page's load and then cancels.
+(The in-process login window of earlier versions is gone, and with it this probe's other mode.)
 
 At the page's load (LoginWindow.page_loaded, emitted with loadFinished) it prints
 
@@ -39,7 +38,7 @@ def mark(name: str) -> None:
 
 def child_design() -> bool:
     """Does the app run its login view in a child process (`tdgui --login-child`)?"""
-    return importlib.util.find_spec("tdgui.qt.login_child") is not None
+    return importlib.util.find_spec("tdgui.qt.login.child") is not None
 
 
 def as_login_child() -> int:
@@ -47,9 +46,9 @@ def as_login_child() -> int:
     probe_out = os.fdopen(os.dup(sys.stdout.fileno()), "w", encoding="utf-8")
     from PySide6.QtCore import QTimer
 
-    import tdgui.qt.login as login_module
+    import tdgui.qt.login.window as login_module
 
-    mark("engine_and_login_imported")  # PySide6.QtWebEngine*, tdgui.qt.login: the child imports both
+    mark("engine_and_login_imported")  # PySide6.QtWebEngine*, the login window: the child imports both
     base: Any = login_module.LoginWindow
 
     class TimedLoginWindow(base):  # type: ignore[misc, valid-type]
@@ -77,51 +76,12 @@ def as_login_child() -> int:
     return int(main(["--login-child"]))
 
 
-def in_process(name: str, timeout: float) -> int:
-    import PySide6.QtWebEngineWidgets  # noqa: F401 - before the QApplication, as run_gui did
-    from PySide6.QtCore import QTimer
-    from PySide6.QtWidgets import QApplication
-
-    mark("qt_imported")
-    from tdgui.core.config import Config
-    from tdgui.core.service import TokenService
-    from tdgui.qt.login import LoginWindow
-
-    mark("tdgui_imported")
-    app = QApplication(sys.argv[:1])
-    window = LoginWindow(TokenService(Config()), name, timeout=timeout)
-    mark("window_created")
-    outcome = {"code": 2}
-
-    def on_loaded(_url: str) -> None:
-        if outcome["code"] == 2:
-            mark("loaded")
-            outcome["code"] = 0
-            print("PROBE " + json.dumps({"loaded": MARKS["loaded"], "marks": MARKS}), flush=True)
-            window.cancel()
-            QTimer.singleShot(100, app.quit)
-
-    def on_finished(result: object) -> None:
-        if outcome["code"] == 2:
-            print(f"qt_probe_login: the login ended first: {result}", file=sys.stderr)
-            outcome["code"] = 1
-            QTimer.singleShot(100, app.quit)
-
-    window.address.textChanged.connect(lambda _text: mark("navigating"))
-    window.page_loaded.connect(on_loaded)
-    window.finished.connect(on_finished)
-    QTimer.singleShot(int(timeout * 1000) + 1000, app.quit)
-    window.start()
-    app.exec()
-    return outcome["code"]
-
-
 def main(argv: list[str]) -> int:
     mark("python")
-    if child_design():
-        return as_login_child()
-    timeout = float(argv[argv.index("--timeout") + 1]) if "--timeout" in argv else 60.0
-    return in_process(argv[1], timeout)
+    if not child_design():
+        print("qt_probe_login: this tdgui has no login child (tdgui.qt.login.child)", file=sys.stderr)
+        return 2
+    return as_login_child()
 
 
 if __name__ == "__main__":

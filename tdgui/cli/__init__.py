@@ -7,11 +7,10 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from tdgui.cli.parser import build_parser
 from tdgui.core.environment import Environment
 from tdgui.core.errors import TdguiError
 
-__all__ = ["build_parser", "main"]
+__all__ = ["main"]
 
 log = logging.getLogger(__name__)
 
@@ -49,12 +48,15 @@ def _setup_logging(debug: bool, env: Environment) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.login_child:
-        from tdgui.qt.login_child import main as login_child_main
+    if list(sys.argv[1:] if argv is None else argv) == ["--login-child"]:
+        # The login view's process needs Qt and the login protocol, not the parser's imports
+        # (config, stores): it is started with exactly this one argument (tdgui.qt.login.parent).
+        from tdgui.qt.login.child import main as login_child_main
 
         return int(login_child_main())
+    from tdgui.cli.parser import build_parser
+
+    args = build_parser().parse_args(argv)
     try:
         env = Environment.from_os()
         _setup_logging(args.debug, env)

@@ -65,7 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--self-test", action="store_true", help="run the desktop app's self-test")
     parser.add_argument("--screenshot", metavar="DIR", type=Path, help="with --self-test: save PNGs")
     parser.add_argument("--minimized", action="store_true", help="start the app in the tray")
-    # Internal: the desktop app's login view runs in this child process (tdgui.qt.login_child).
+    # Internal: the desktop app's login view runs in this child process (tdgui.qt.login.child).
     parser.add_argument("--login-child", action="store_true", help=argparse.SUPPRESS)
     # Internal: the desktop app runs token operations in this child process (tdgui.core.ops).
     parser.add_argument("--ops-child", action="store_true", help=argparse.SUPPRESS)

@@ -62,7 +62,17 @@ class TokenOps(Protocol):
     def refresh(self, name: str, *, force: bool) -> TokenTimes: ...
     def begin_login(self, name: str) -> PendingLogin: ...
     def finish_login(self, pending: PendingLogin, redirect_url: str) -> TokenTimes: ...
-    def browser_login(self, name: str, *, timeout: float, cancel: threading.Event) -> TokenTimes: ...
+    def browser_login(
+        self,
+        name: str,
+        *,
+        timeout: float,
+        cancel: threading.Event,
+        open_browser: Callable[[str], object] | None = None,
+    ) -> TokenTimes:
+        """`open_browser` opens the URL where this runs in process; a child opens its own."""
+        ...
+
     def add_account(self, account: Account, secret: str | None) -> None: ...
     def edit_account(self, account: Account, secret: str | None) -> EditResult: ...
     def remove_account(self, name: str) -> None: ...
@@ -85,10 +95,17 @@ class InProcessOps:
     def finish_login(self, pending: PendingLogin, redirect_url: str) -> TokenTimes:
         return self.service.finish_login(pending, redirect_url).times()
 
-    def browser_login(self, name: str, *, timeout: float, cancel: threading.Event) -> TokenTimes:
+    def browser_login(
+        self,
+        name: str,
+        *,
+        timeout: float,
+        cancel: threading.Event,
+        open_browser: Callable[[str], object] | None = None,
+    ) -> TokenTimes:
         from tdgui.core.loopback import open_system_browser
 
-        opener = self.open_browser or open_system_browser
+        opener = open_browser or self.open_browser or open_system_browser
         return self.service.browser_login(name, opener, timeout=timeout, cancel=cancel).times()
 
     def add_account(self, account: Account, secret: str | None) -> None:
@@ -161,7 +178,14 @@ class ChildOps:
         args = {"pending": asdict(pending), "redirect_url": redirect_url}
         return TokenTimes(**self._run("finish_login", args))
 
-    def browser_login(self, name: str, *, timeout: float, cancel: threading.Event) -> TokenTimes:
+    def browser_login(
+        self,
+        name: str,
+        *,
+        timeout: float,
+        cancel: threading.Event,
+        open_browser: Callable[[str], object] | None = None,
+    ) -> TokenTimes:
         return TokenTimes(**self._run("browser_login", {"name": name, "timeout": timeout}, cancel))
 
     def add_account(self, account: Account, secret: str | None) -> None:

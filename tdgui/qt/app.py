@@ -52,7 +52,7 @@ def build_shell(core: Core, settings: Settings, **options: Any) -> Shell:
 
 def run_gui(core: Core, *, minimized: bool = False) -> int:
     """The desktop app. A second launch activates the first one and returns 0."""
-    # No Qt WebEngine in this process: the login view runs in a child (tdgui.qt.login_process)
+    # No Qt WebEngine in this process: the login view runs in a child (tdgui.qt.login.parent)
     # that takes Chromium's memory with it when it exits. The child inherits this environment.
     prepare_environment()
     from PySide6.QtCore import QCoreApplication, QEvent, qInstallMessageHandler

@@ -15,14 +15,15 @@ from PySide6.QtWidgets import QWidget
 from tdgui.core.accounts import EditResult
 from tdgui.core.config import Account
 from tdgui.core.errors import LoginRequired, TdguiError
+from tdgui.core.login_outcome import DEFAULT_LOGIN_TIMEOUT, LoginResult
 from tdgui.core.logs import SECRETS
 from tdgui.core.ops import InProcessOps, TokenOps
 from tdgui.core.service import TokenService
 from tdgui.core.status import AccountStatus, Severity, overall_severity
 from tdgui.core.text import fmt_time
 from tdgui.core.tokens import TokenTimes
-from tdgui.qt.login_common import DEFAULT_LOGIN_TIMEOUT, LoginResult
-from tdgui.qt.login_process import LoginProcess
+from tdgui.qt.login.hooks import TestHooks
+from tdgui.qt.login.parent import LoginProcess
 from tdgui.qt.worker import run_in_background
 
 log = logging.getLogger(__name__)
@@ -178,13 +179,14 @@ class Controller(QObject):
         if current is not None:
             current.close()
             current.deleteLater()
+        autofill = self.login_autofill_sandbox if autofill_sandbox is None else autofill_sandbox
+        hooks = (  # test only: the sandbox's pages scripted in the child (tdgui.qt.login.hooks)
+            TestHooks(autofill=autofill, screenshot=str(screenshot) if screenshot else None)
+            if autofill or screenshot
+            else None
+        )
         window = LoginProcess(
-            self.service,
-            name,
-            timeout=self.login_timeout,
-            autofill_sandbox=self.login_autofill_sandbox if autofill_sandbox is None else autofill_sandbox,
-            screenshot=screenshot,
-            parent=self,
+            self.service, name, ops=self.ops(name), timeout=self.login_timeout, test_hooks=hooks, parent=self
         )
         window.finished.connect(self._on_login_finished)
         self.login_windows[name] = window

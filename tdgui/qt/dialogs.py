@@ -85,7 +85,7 @@ def web_engine_versions() -> tuple[str, str]:
     module = sys.modules.get("PySide6.QtWebEngineCore")
     if module is not None:
         return str(module.qWebEngineVersion()), str(module.qWebEngineChromiumVersion())
-    from tdgui.qt import login_process
+    from tdgui.qt.login import parent as login_process
 
     if login_process.ENGINE_VERSIONS is not None:
         return login_process.ENGINE_VERSIONS

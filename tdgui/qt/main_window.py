@@ -23,10 +23,10 @@ from PySide6.QtWidgets import (
 )
 
 from tdgui.core.config import Account, Settings
+from tdgui.core.login_outcome import LoginResult
 from tdgui.qt.account_dialog import AccountDialog
 from tdgui.qt.controller import Controller, error_text
 from tdgui.qt.icons import app_icon, level_icon
-from tdgui.qt.login_common import LoginResult
 from tdgui.qt.status_view import StatusView
 
 log = logging.getLogger("tdgui.qt.main")

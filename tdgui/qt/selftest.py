@@ -74,9 +74,9 @@ def _run(config_dir: Path, screenshot_dir: Path | None, deadline: float) -> str:
 
     from tdgui.core.config import Settings, sandbox_account
     from tdgui.core.environment import Environment
+    from tdgui.core.login_outcome import LoginResult
     from tdgui.core.root import build_core
     from tdgui.qt.app import build_shell
-    from tdgui.qt.login_common import LoginResult
     from tdgui.qt.shell import Shell
     from tdgui.qt.worker import wait_for_idle
     from tdgui.sandbox import SandboxServer, sandbox_state_dir

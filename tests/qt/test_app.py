@@ -17,8 +17,6 @@ from tdgui.core.service import TokenService
 from tdgui.qt.shell import Shell
 from tdgui.sandbox import SandboxServer
 
-from .conftest import CLICK_ALLOW, DEMO_FILL
-
 
 class Quits:
     def __init__(self) -> None:
@@ -204,7 +202,8 @@ def test_real_keyring_login(qtbot: QtBot, isolated_config: Path, sandbox: Sandbo
     """The one test on the real keyring store (scripts/with-keyring.sh gives a private gnome-keyring)."""
     from tdgui.core.errors import StoreUnavailable
     from tdgui.core.stores import open_store
-    from tdgui.qt.login import LoginWindow
+    from tdgui.qt.login.hooks import TestHooks
+    from tdgui.qt.login.parent import LoginProcess
 
     try:
         store = open_store("keyring", isolated_config)
@@ -215,17 +214,13 @@ def test_real_keyring_login(qtbot: QtBot, isolated_config: Path, sandbox: Sandbo
     service = TokenService(Config(isolated_config))
     service.config.add_account(sandbox_account("kr", "schwab", sandbox_url=sandbox.base_url))
     assert service.account("kr").store == "keyring"
-    win = LoginWindow(service, "kr")
-    qtbot.addWidget(win)
-    with qtbot.waitSignal(win.page_loaded, timeout=15_000):
-        win.start()
-    with qtbot.waitSignal(win.page_loaded, timeout=15_000):
-        win.run_sandbox_script(DEMO_FILL)
-    with qtbot.waitSignal(win.finished, timeout=15_000) as blocker:
-        win.run_sandbox_script(CLICK_ALLOW)
+    login = LoginProcess(service, "kr", test_hooks=TestHooks(autofill=True))  # the app's login path
+    with qtbot.waitSignal(login.finished, timeout=30_000) as blocker:
+        login.start()
     assert blocker.args[0].ok, blocker.args[0].message
     tokens = TokenService(Config(isolated_config)).read_tokens(service.account("kr"))
-    assert tokens is not None and tokens.access_token == blocker.args[0].tokens.access_token
+    assert tokens is not None and tokens.times() == blocker.args[0].times
+    qtbot.waitUntil(lambda: not login.is_running(), timeout=10_000)
     AccountManager(service).remove("kr")
     assert open_store("keyring", isolated_config).read("kr/tokens") is None
 

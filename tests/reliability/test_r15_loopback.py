@@ -16,7 +16,7 @@ import pytest
 import requests
 
 from rel_support import config_dir
-from tdgui import cli
+from tdgui.cli.parser import build_parser
 from tdgui.core import loopback
 from tdgui.core.errors import LoginFailed, UsageError
 from tdgui.core.loopback import LoopbackListener
@@ -116,7 +116,7 @@ def test_timeout_default_and_short(port: int, figure) -> None:
     assert loopback.DEFAULT_TIMEOUT == 300
     login = next(
         a
-        for a in cli.build_parser()._subparsers._group_actions[0].choices["login"]._actions  # type: ignore[union-attr]
+        for a in build_parser()._subparsers._group_actions[0].choices["login"]._actions  # type: ignore[union-attr]
         if a.dest == "timeout"
     )
     assert login.default == 300

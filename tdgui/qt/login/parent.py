@@ -1,62 +1,48 @@
-"""One login in a short-lived child process that hosts the web view; the app never loads Chromium.
+"""The app's side of a login: prepare it, run the web view in `tdgui --login-child`, exchange the code.
 
-The parent prepares the login (begin_login: keyring, state, PKCE verifier), starts
-`tdgui --login-child`, writes one JSON line (the LoginSpec: URL, callback, allowed hosts,
-sandbox pin; no secret, no verifier) to its stdin and reads one JSON line from its stdout. A
-caught callback URL comes back as it was caught; the state check, the code exchange and the
-store write happen here, in the parent. When the child exits, all of Chromium's memory goes
-with it. See tdgui.qt.login_child for the child's side of the protocol.
+The parent prepares the login (begin_login: keyring, state, PKCE verifier), starts the child,
+writes the LoginSpec (no secret, no verifier) to its stdin and reads one ChildResult from its
+stdout (tdgui.qt.login.protocol). A caught callback URL comes back as it was caught; the state
+check, the code exchange and the store write happen here. When the child exits, all of
+Chromium's memory goes with it; this module never imports Qt WebEngine.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 import threading
 import time
-from dataclasses import replace
-from pathlib import Path
-from typing import Any
 
-from PySide6.QtCore import QObject, QProcess, Qt, QTimer, QUrl, Signal, Slot
-from PySide6.QtGui import QCloseEvent, QDesktopServices
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+from PySide6.QtCore import QObject, QProcess, QProcessEnvironment, QTimer, QUrl, Signal, Slot
+from PySide6.QtGui import QDesktopServices
 
 from tdgui.core import flow
-from tdgui.core.logs import SECRETS
-from tdgui.core.service import TokenService
-from tdgui.core.tokens import TokenSet
-from tdgui.qt.login_common import (
+from tdgui.core.login_outcome import (
+    CANCELLED_MESSAGE,
+    CLOSED_MESSAGE,
     DEFAULT_LOGIN_TIMEOUT,
     LoginOutcome,
     LoginResult,
-    LoginSpec,
-    _Prepared,
-    error_outcome,
-    prepare,
+    classify_error,
     success_message,
     timeout_message,
 )
+from tdgui.core.logs import SECRETS
+from tdgui.core.ops import InProcessOps, TokenOps
+from tdgui.core.service import TokenService
+from tdgui.core.tokens import TokenTimes
+from tdgui.qt.login.browser_wait import BrowserWaitWindow
+from tdgui.qt.login.hooks import ENV_VAR as HOOKS_ENV_VAR
+from tdgui.qt.login.hooks import TestHooks
+from tdgui.qt.login.prepare import Prepared, prepare
+from tdgui.qt.login.protocol import ChildResult, Command, ProtocolError, ResultKind
 from tdgui.qt.worker import run_in_background
 
-log = logging.getLogger("tdgui.qt.login_process")
+log = logging.getLogger(__name__)
 
 #: (Qt WebEngine, Chromium) versions as the last login child reported them (About dialog).
 ENGINE_VERSIONS: tuple[str, str] | None = None
-#: Outcomes a child may report besides "callback" and "browser".
-_CHILD_OUTCOMES = {
-    o.value: o
-    for o in (
-        LoginOutcome.CANCELLED,
-        LoginOutcome.CLOSED,
-        LoginOutcome.DENIED,
-        LoginOutcome.NETWORK,
-        LoginOutcome.TIMEOUT,
-        LoginOutcome.CERTIFICATE,
-        LoginOutcome.FAILED,
-    )
-}
 #: The child's own timer ends the login; the parent kills a child that overran it by this much.
 WATCHDOG_GRACE = 15.0
 #: How long a child asked to stop may take before it is killed.
@@ -70,35 +56,6 @@ def child_command() -> list[str]:
     if getattr(sys, "frozen", False):  # PyInstaller: the executable is tdgui itself
         return [sys.executable, "--login-child"]
     return [sys.executable, "-m", "tdgui", "--login-child"]
-
-
-class BrowserWaitWindow(QWidget):
-    """Shown while the system browser has the login (no web engine in here)."""
-
-    cancel_requested = Signal()
-
-    def __init__(self, name: str) -> None:
-        super().__init__(None, Qt.WindowType.Window)
-        self.setWindowTitle(f"Log in to {name} - tdgui")
-        self.message = QLabel(
-            "Finish the login in your web browser. tdgui waits for the redirect; "
-            "your browser may warn once about tdgui's local certificate.",
-            self,
-        )
-        self.message.setWordWrap(True)
-        self.cancel_button = QPushButton("Cancel", self)
-        self.cancel_button.clicked.connect(self.cancel_requested)
-        buttons = QHBoxLayout()
-        buttons.addStretch(1)
-        buttons.addWidget(self.cancel_button)
-        layout = QVBoxLayout(self)
-        layout.addWidget(self.message)
-        layout.addLayout(buttons)
-        self.resize(460, 120)
-
-    def closeEvent(self, event: QCloseEvent) -> None:
-        self.cancel_requested.emit()
-        super().closeEvent(event)
 
 
 class LoginProcess(QObject):
@@ -116,23 +73,24 @@ class LoginProcess(QObject):
         service: TokenService,
         name: str,
         *,
+        ops: TokenOps | None = None,
         timeout: float = DEFAULT_LOGIN_TIMEOUT,
-        autofill_sandbox: bool = False,
-        autofill_consent: str = "allow",
-        screenshot: Path | None = None,
+        test_hooks: TestHooks | None = None,
         parent: QObject | None = None,
     ) -> None:
         super().__init__(parent)
         self.service = service
+        #: where begin/finish run: the app passes its ops-child runner (tdgui.core.ops)
+        self.ops: TokenOps = ops or InProcessOps(service)
         self.name = name
         self.timeout = timeout
-        self.autofill_sandbox = autofill_sandbox
-        self.autofill_consent = autofill_consent
-        self.screenshot = screenshot
+        #: TEST ONLY: scripts the sandbox's pages in the child (tdgui.qt.login.hooks)
+        self.test_hooks = test_hooks
         self.result: LoginResult | None = None
         self.process: QProcess | None = None
         self.pid: int | None = None
-        self.child_outcome: str | None = None
+        #: the child's one result line, once it came
+        self.child_result: ChildResult | None = None
         self.browser_window: BrowserWaitWindow | None = None
         self._pending: flow.PendingLogin | None = None
         self._spec_line = b""
@@ -152,29 +110,36 @@ class LoginProcess(QObject):
         proc = self.process
         return proc is not None and proc.state() != QProcess.ProcessState.NotRunning
 
+    @property
+    def child_outcome(self) -> str | None:
+        """How the child ended: "callback", "browser" or a LoginOutcome value; None before."""
+        result = self.child_result
+        if result is None:
+            return None
+        if result.kind is ResultKind.ENDED and result.outcome is not None:
+            return result.outcome.value
+        return result.kind.value
+
     # -- start ------------------------------------------------------------------------------
     def start(self) -> None:
         """Prepare the login (keyring: off the GUI thread), then start the child with its spec."""
         self._started = time.monotonic()
         self._watchdog.start(max(1, int((self.timeout + WATCHDOG_GRACE) * 1000)))
-        service, name = self.service, self.name
-        run_in_background(lambda: prepare(service, name), self._on_prepared, self._on_error, context=self)
+        service, ops, name = self.service, self.ops, self.name
+        run_in_background(
+            lambda: prepare(service, ops, name), self._on_prepared, self._on_error, context=self
+        )
 
     @Slot(object)
-    def _on_prepared(self, prepared: _Prepared) -> None:
+    def _on_prepared(self, prepared: Prepared) -> None:
         if self.result is not None:
             return
         self._pending = prepared.pending
         remaining = max(1.0, self.timeout - (time.monotonic() - self._started))
-        spec = replace(
-            LoginSpec.from_prepared(self.name, prepared, remaining),
-            autofill_sandbox=self.autofill_sandbox,
-            autofill_consent=self.autofill_consent,
-            screenshot=str(self.screenshot) if self.screenshot is not None else None,
-        )
-        self._spec_line = (spec.to_json() + "\n").encode("utf-8")
+        self._spec_line = (prepared.spec(self.name, remaining).to_json() + "\n").encode("utf-8")
         proc = QProcess(self)
         proc.setProcessChannelMode(QProcess.ProcessChannelMode.SeparateChannels)
+        proc.setProcessEnvironment(self._child_environment())
         proc.started.connect(self._on_child_started)
         proc.readyReadStandardOutput.connect(self._on_stdout)
         proc.readyReadStandardError.connect(self._on_stderr)
@@ -183,7 +148,15 @@ class LoginProcess(QObject):
         self.process = proc
         program, *arguments = child_command()
         log.info("starting the login window process for %s", self.name)
-        proc.start(program, arguments)  # the environment is inherited
+        proc.start(program, arguments)
+
+    def _child_environment(self) -> QProcessEnvironment:
+        """This process's environment; test hooks only when asked for, never inherited."""
+        env = QProcessEnvironment.systemEnvironment()
+        env.remove(HOOKS_ENV_VAR)
+        if self.test_hooks is not None:
+            env.insert(HOOKS_ENV_VAR, self.test_hooks.to_json())
+        return env
 
     @Slot()
     def _on_child_started(self) -> None:
@@ -204,7 +177,7 @@ class LoginProcess(QObject):
         if proc is None:
             return
         self._stdout += bytes(proc.readAllStandardOutput().data())
-        while b"\n" in self._stdout and self.child_outcome is None:
+        while b"\n" in self._stdout and self.child_result is None:
             line, _, rest = bytes(self._stdout).partition(b"\n")
             self._stdout = bytearray(rest)
             self._on_child_line(line)
@@ -221,47 +194,46 @@ class LoginProcess(QObject):
 
     def _on_child_line(self, line: bytes) -> None:
         try:
-            data = json.loads(line.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError):
-            log.debug("ignored a line from the login child that is not JSON (%d bytes)", len(line))
+            result = ChildResult.from_json(line)
+        except ProtocolError as exc:
+            if b'"v"' in line:  # a protocol line, but not ours: say so instead of waiting
+                self.child_result = ChildResult(ResultKind.ENDED, LoginOutcome.FAILED, str(exc))
+                self._finish(
+                    LoginOutcome.FAILED, f"The login window sent a result this tdgui cannot read: {exc}."
+                )
+            else:
+                log.debug("ignored a line from the login child that is not a result (%d bytes)", len(line))
             return
-        if not isinstance(data, dict) or not isinstance(data.get("outcome"), str):
-            log.debug("ignored a JSON line from the login child without an outcome")
-            return
-        self.child_outcome = str(data["outcome"])
-        self._remember_engine(data.get("engine"))
-        self._on_child_result(self.child_outcome, data)
-
-    @staticmethod
-    def _remember_engine(engine: Any) -> None:
-        global ENGINE_VERSIONS
-        if isinstance(engine, list) and len(engine) == 2:
-            ENGINE_VERSIONS = (str(engine[0]), str(engine[1]))
-
-    def _on_child_result(self, outcome: str, data: dict[str, Any]) -> None:
-        message = SECRETS.mask(str(data.get("message") or ""))
-        if outcome == "callback":
-            url = data.get("url")
-            if not isinstance(url, str) or self._pending is None:
-                self._finish(LoginOutcome.FAILED, "The login window sent a malformed result.")
-                return
-            SECRETS.add(url)
-            self._on_callback(url)
-        elif outcome == "browser":
+        self.child_result = result
+        if result.engine is not None:
+            global ENGINE_VERSIONS
+            ENGINE_VERSIONS = result.engine
+        if result.blocked or result.popups_refused:
+            log.info(
+                "the login view blocked %d navigation(s) (%s) and refused %d popup(s)",
+                len(result.blocked),
+                ", ".join(result.blocked),
+                result.popups_refused,
+            )
+        if result.kind is ResultKind.CALLBACK and result.url:
+            SECRETS.add(result.url)
+            self._on_callback(result.url)
+        elif result.kind is ResultKind.BROWSER:
             self.use_system_browser()
-        elif outcome in _CHILD_OUTCOMES:
-            self._finish(_CHILD_OUTCOMES[outcome], message or "The login did not complete.")
-        else:
-            self._finish(LoginOutcome.FAILED, f"The login window reported an unknown result ({outcome!r}).")
+        elif result.outcome is LoginOutcome.TIMEOUT:
+            # The child had what was left of the timeout; the user set (and is told) all of it.
+            self._finish(LoginOutcome.TIMEOUT, timeout_message(self.timeout))
+        elif result.outcome is not None:
+            self._finish(result.outcome, SECRETS.mask(result.message) or "The login did not complete.")
 
     def _on_callback(self, url: str) -> None:
         if self.result is not None or self._pending is None:
             return
         self._exchanging = True
         self._watchdog.stop()
-        service, pending = self.service, self._pending
+        ops, pending = self.ops, self._pending
         run_in_background(
-            lambda: service.finish_login(pending, url), self._on_tokens, self._on_error, context=self
+            lambda: ops.finish_login(pending, url), self._on_tokens, self._on_error, context=self
         )
 
     @Slot(int, QProcess.ExitStatus)
@@ -270,7 +242,7 @@ class LoginProcess(QObject):
         self._log_stderr()
         crashed = status == QProcess.ExitStatus.CrashExit
         log.info("the login window process ended (%s)", "crashed" if crashed else f"exit code {code}")
-        if self.child_outcome is None and self.result is None:
+        if self.child_result is None and self.result is None:
             how = "crashed" if crashed else f"exited with code {code}"
             self._finish(
                 LoginOutcome.FAILED,
@@ -300,20 +272,20 @@ class LoginProcess(QObject):
 
     # -- results ----------------------------------------------------------------------------
     @Slot(object)
-    def _on_tokens(self, tokens: TokenSet) -> None:
-        self._exchanging = False
-        self._finish(LoginOutcome.SUCCESS, success_message(self.name, tokens), tokens)
+    def _on_tokens(self, times: TokenTimes) -> None:
+        self._exchanging = False  # the GUI keeps when the tokens expire, never the tokens
+        self._finish(LoginOutcome.SUCCESS, success_message(self.name, times), times)
 
     @Slot(object)
     def _on_error(self, error: BaseException) -> None:
         self._exchanging = False
-        self._finish(*error_outcome(error))
+        self._finish(*classify_error(error))
 
     @Slot()
     def _on_watchdog(self) -> None:
         self._finish(LoginOutcome.TIMEOUT, timeout_message(self.timeout))
 
-    def _finish(self, outcome: LoginOutcome, message: str, tokens: TokenSet | None = None) -> None:
+    def _finish(self, outcome: LoginOutcome, message: str, times: TokenTimes | None = None) -> None:
         if self.result is not None:
             return
         self._watchdog.stop()
@@ -324,18 +296,19 @@ class LoginProcess(QObject):
             self.browser_window.close()
             self.browser_window.deleteLater()
             self.browser_window = None
-        self.result = LoginResult(self.name, outcome, message, time.monotonic() - self._started, tokens)
+        self.result = LoginResult(self.name, outcome, message, time.monotonic() - self._started, times)
         log.info("login to %s ended: %s", self.name, outcome.value)
         self._stop_child()
         self.finished.emit(self.result)
 
     # -- control ----------------------------------------------------------------------------
-    def send_command(self, command: str) -> bool:
-        """A command line for the child (`cancel`, `close`, `raise`, `browser`); False if not running."""
+    def send_command(self, command: Command | str) -> bool:
+        """Send a Command to the running child; False if it is not running."""
         proc = self.process
         if not self.is_running() or proc is None or self.pid is None:
             return False
-        proc.write(command.encode("ascii") + b"\n")
+        command = command if isinstance(command, Command) else Command(command)
+        proc.write(command.to_json().encode("utf-8") + b"\n")
         return True
 
     def bring_to_front(self) -> None:
@@ -344,22 +317,18 @@ class LoginProcess(QObject):
             self.browser_window.raise_()
             self.browser_window.activateWindow()
         else:
-            self.send_command("raise")
+            self.send_command(Command.RAISE)
 
-    # LoginWindow's names, so callers can treat both alike.
     def show(self) -> None:
         self.bring_to_front()
 
     def cancel(self) -> None:
-        self._finish(LoginOutcome.CANCELLED, "The login was cancelled. Nothing was changed.")
+        self._finish(LoginOutcome.CANCELLED, CANCELLED_MESSAGE)
 
     def close(self) -> None:
         """The login is abandoned (window closed, app quitting): CLOSED unless already decided."""
         if not self._exchanging or self._browser_cancel is not None:
-            self._finish(
-                LoginOutcome.CLOSED,
-                "The login window was closed before the login finished. Nothing was changed.",
-            )
+            self._finish(LoginOutcome.CLOSED, CLOSED_MESSAGE)
         self._stop_child()
 
     def shutdown(self, wait_ms: int = STOP_GRACE_MS) -> None:
@@ -376,7 +345,7 @@ class LoginProcess(QObject):
         if proc is None or not self.is_running():
             return
         if self.pid is not None:
-            proc.write(b"cancel\n")
+            proc.write(Command.CANCEL.to_json().encode("utf-8") + b"\n")
             proc.closeWriteChannel()
         QTimer.singleShot(STOP_GRACE_MS, self, self._kill_child)
 
@@ -398,14 +367,15 @@ class LoginProcess(QObject):
         cancel = threading.Event()
         self._browser_cancel = cancel
         remaining = max(1.0, self.timeout - (time.monotonic() - self._started))
-        service, name, opener = self.service, self.name, self._open_in_browser.emit
+        # In process, the platform's URL handler opens the browser; a child ops process its own.
+        ops, name, opener = self.ops, self.name, self._open_in_browser.emit
         self._exchanging = True
         window = BrowserWaitWindow(name)
         window.cancel_requested.connect(self.cancel)
         self.browser_window = window
         window.show()
         run_in_background(
-            lambda: service.browser_login(name, opener, timeout=remaining, cancel=cancel),
+            lambda: ops.browser_login(name, timeout=remaining, cancel=cancel, open_browser=opener),
             self._on_tokens,
             self._on_error,
             context=self,

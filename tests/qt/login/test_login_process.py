@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 import logging
 import os
-import socket
 import subprocess
 import sys
 import textwrap
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -17,56 +17,26 @@ from PySide6.QtCore import QObject, QUrl, Slot
 from PySide6.QtGui import QDesktopServices
 from pytestqt.qtbot import QtBot
 
+from tdgui.core.config import sandbox_account
+from tdgui.core.login_outcome import LoginOutcome
 from tdgui.core.service import TokenService
-from tdgui.qt import login_process
-from tdgui.qt.login_common import LoginOutcome, LoginResult, LoginSpec
-from tdgui.qt.login_process import LoginProcess
+from tdgui.qt.login import parent as login_parent
+from tdgui.qt.login.hooks import ENV_VAR as HOOKS_ENV_VAR
+from tdgui.qt.login.hooks import TestHooks
+from tdgui.qt.login.parent import LoginProcess
 from tdgui.sandbox import SandboxServer
 
-from .test_login import FakeBrowser
-
-LOGIN_TIMEOUT_MS = 30_000
+from .helpers import AUTOFILL, FakeBrowser, free_port, start_login, wait_child_gone, wait_result
 
 
-def start_login(qtbot: QtBot, service: TokenService, name: str, **kw: object) -> LoginProcess:
-    login = LoginProcess(service, name, **kw)  # type: ignore[arg-type]
-    with qtbot.waitSignal(login.child_started, timeout=15_000):
-        login.start()
-    return login
-
-
-def wait_result(qtbot: QtBot, login: LoginProcess, timeout: int = LOGIN_TIMEOUT_MS) -> LoginResult:
-    if login.result is None:
-        with qtbot.waitSignal(login.finished, timeout=timeout):
-            pass
-    assert login.result is not None
-    return login.result
-
-
-def wait_child_gone(qtbot: QtBot, login: LoginProcess) -> None:
-    qtbot.waitUntil(lambda: not login.is_running(), timeout=10_000)
-    assert login.pid is not None
-    with pytest.raises(ProcessLookupError):
-        os.kill(login.pid, 0)
-
-
-def test_spec_round_trip() -> None:
-    spec = LoginSpec(
-        account="a",
-        url="https://h/authorize?x=1",
-        redirect_uri="https://127.0.0.1:8182/",
-        allowed_hosts=("h",),
-        provider="sandbox",
-        pinned_sha256="ab" * 32,
-        pinned_host="h",
-        timeout=12.0,
-        autofill_sandbox=True,
-        screenshot="/tmp/x.png",
+def add_callback_account(service: TokenService, sandbox: SandboxServer) -> str:
+    """A sandbox account whose callback (the loopback listener's port) is a free port, not 8182."""
+    account = replace(
+        sandbox_account("demo", sandbox_url=sandbox.base_url),
+        callback_url=f"https://127.0.0.1:{free_port()}/",
     )
-    assert LoginSpec.from_json(spec.to_json()) == spec
-    assert spec.is_sandbox
-    # A spec without a pin is never treated as the sandbox (no scripting on a real broker's page).
-    assert not LoginSpec.from_json(json.dumps({**json.loads(spec.to_json()), "pinned_host": None})).is_sandbox
+    service.config.add_account(account.validate())
+    return account.name
 
 
 @pytest.mark.parametrize("flavor", ["schwab", "tdameritrade"])
@@ -91,13 +61,14 @@ def test_full_login_through_the_child(
     monkeypatch.setattr(service, "finish_login", finish_login)
     caplog.set_level(logging.DEBUG, logger="tdgui")
     shot = tmp_path / "shots" / "login.png"
-    login = start_login(qtbot, service, name, autofill_sandbox=True, screenshot=shot)
+    login = start_login(qtbot, service, name, hooks=replace(AUTOFILL, screenshot=str(shot)))
     result = wait_result(qtbot, login)
     assert result.outcome is LoginOutcome.SUCCESS, result.message
     assert "Logged in" in result.message
     tokens = service.read_tokens(service.account(name))
-    assert tokens is not None and result.tokens is not None
-    assert tokens.access_token == result.tokens.access_token
+    # The GUI gets when the tokens expire, never the tokens themselves.
+    assert tokens is not None and result.times == tokens.times()
+    assert not hasattr(result, "tokens")
     assert sandbox.stats()["successful_code_exchanges"] == 1
     assert shot.stat().st_size > 2_000
     # The web engine went with the child.
@@ -163,7 +134,7 @@ def test_child_crash_or_garbage(
     expected: str,
 ) -> None:
     name = add_sandbox_account()
-    monkeypatch.setattr(login_process, "child_command", lambda: [sys.executable, "-c", script])
+    monkeypatch.setattr(login_parent, "child_command", lambda: [sys.executable, "-c", script])
     login = LoginProcess(service, name)
     with qtbot.waitSignal(login.finished, timeout=15_000) as blocker:
         login.start()
@@ -180,7 +151,7 @@ def test_child_cannot_start(
     tmp_path: Path,
 ) -> None:
     name = add_sandbox_account()
-    monkeypatch.setattr(login_process, "child_command", lambda: [str(tmp_path / "no-such-program")])
+    monkeypatch.setattr(login_parent, "child_command", lambda: [str(tmp_path / "no-such-program")])
     login = LoginProcess(service, name)
     with qtbot.waitSignal(login.finished, timeout=15_000) as blocker:
         login.start()
@@ -192,7 +163,7 @@ def test_denied_consent(
     qtbot: QtBot, service: TokenService, sandbox: SandboxServer, add_sandbox_account: Callable[..., str]
 ) -> None:
     name = add_sandbox_account()
-    login = start_login(qtbot, service, name, autofill_sandbox=True, autofill_consent="deny")
+    login = start_login(qtbot, service, name, hooks=TestHooks(autofill=True, consent="deny"))
     result = wait_result(qtbot, login)
     assert result.outcome is LoginOutcome.DENIED, result.message
     assert "denied" in result.message
@@ -206,6 +177,7 @@ def test_child_timeout(qtbot: QtBot, service: TokenService, add_sandbox_account:
     login = start_login(qtbot, service, name, timeout=2.0)
     result = wait_result(qtbot, login, timeout=20_000)
     assert result.outcome is LoginOutcome.TIMEOUT, result.message
+    assert "within 2 s" in result.message
     assert login.child_outcome == "timeout"
 
 
@@ -223,13 +195,7 @@ def test_sandbox_stopped_is_a_network_error(
 def test_log_in_with_system_browser(
     qtbot: QtBot, service: TokenService, sandbox: SandboxServer, add_sandbox_account: Callable[..., str]
 ) -> None:
-    with socket.socket() as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind(("127.0.0.1", 8182))
-        except OSError:
-            pytest.skip("port 8182 (the sandbox callback) is in use")
-    name = add_sandbox_account()
+    name = add_callback_account(service, sandbox)
     browser = FakeBrowser(str(sandbox.certs.ca_file))
     QDesktopServices.setUrlHandler("https", browser, "open")  # type: ignore[arg-type]
     try:
@@ -251,13 +217,7 @@ def test_log_in_with_system_browser(
 def test_browser_login_cancelled(
     qtbot: QtBot, service: TokenService, sandbox: SandboxServer, add_sandbox_account: Callable[..., str]
 ) -> None:
-    with socket.socket() as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind(("127.0.0.1", 8182))
-        except OSError:
-            pytest.skip("port 8182 (the sandbox callback) is in use")
-    name = add_sandbox_account()
+    name = add_callback_account(service, sandbox)
     opened: list[str] = []
 
     class Nowhere(QObject):
@@ -346,3 +306,82 @@ def test_app_process_never_loads_the_web_engine(
     with pytest.raises(ProcessLookupError):
         os.kill(int(report["child_pid"]), 0)
     assert sandbox.stats()["successful_code_exchanges"] == 1
+
+
+def test_child_of_another_protocol_version(
+    qtbot: QtBot,
+    service: TokenService,
+    add_sandbox_account: Callable[..., str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A child from another install answers in protocol v2: a clear failure, not a hang or a guess."""
+    name = add_sandbox_account()
+    script = (
+        "import sys; sys.stdin.readline(); "
+        'print(\'{"v":2,"kind":"callback","url":"https://127.0.0.1:8182/?code=x&state=y"}\', flush=True); '
+        "sys.stdin.read()"
+    )
+    monkeypatch.setattr(login_parent, "child_command", lambda: [sys.executable, "-c", script])
+    login = LoginProcess(service, name)
+    with qtbot.waitSignal(login.finished, timeout=15_000) as blocker:
+        login.start()
+    result = blocker.args[0]
+    assert result.outcome is LoginOutcome.FAILED
+    assert "version 2" in result.message and "speaks 1" in result.message
+    wait_child_gone(qtbot, login)
+
+
+def test_test_hooks_never_inherited(
+    qtbot: QtBot,
+    service: TokenService,
+    add_sandbox_account: Callable[..., str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A stray TDGUI_LOGIN_TEST_HOOKS in the app's environment does not reach a production child."""
+    name = add_sandbox_account()
+    monkeypatch.setenv(HOOKS_ENV_VAR, AUTOFILL.to_json())
+    plain = LoginProcess(service, name)
+    assert not plain._child_environment().contains(HOOKS_ENV_VAR)
+    hooked = LoginProcess(service, name, test_hooks=TestHooks(consent="deny"))
+    assert TestHooks.from_json(hooked._child_environment().value(HOOKS_ENV_VAR)) == TestHooks(consent="deny")
+    # And end to end: with the inherited variable, nobody fills the form, so the login times out.
+    login = start_login(qtbot, service, name, timeout=4.0)
+    result = wait_result(qtbot, login, timeout=25_000)
+    assert result.outcome is LoginOutcome.TIMEOUT, result.message
+
+
+CHILD_IMPORTS = textwrap.dedent(
+    """
+    import json, sys
+    from tdgui.cli import main
+    code = main(["--login-child"])
+    with open(sys.argv[1], "w") as out:
+        json.dump(sorted(m for m in sys.modules if m.startswith("tdgui")), out)
+    raise SystemExit(code)
+    """
+)
+
+
+def test_child_imports_only_what_the_view_needs(
+    qtbot: QtBot,
+    service: TokenService,
+    add_sandbox_account: Callable[..., str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    """A whole login through the real child entry: no service, config, store or export module in it."""
+    name = add_sandbox_account()
+    modules_file = tmp_path / "modules.json"
+    monkeypatch.setattr(
+        login_parent, "child_command", lambda: [sys.executable, "-c", CHILD_IMPORTS, str(modules_file)]
+    )
+    login = start_login(qtbot, service, name, hooks=AUTOFILL)
+    result = wait_result(qtbot, login)
+    assert result.ok, result.message
+    wait_child_gone(qtbot, login)
+    modules = set(json.loads(modules_file.read_text()))
+    assert {"tdgui.qt.login.child", "tdgui.qt.login.window", "tdgui.core.flow"} <= modules  # it ran
+    forbidden = {"tdgui.core.service", "tdgui.core.config", "tdgui.core.export"}
+    forbidden |= {"tdgui.qt.login.parent", "tdgui.qt.login.prepare"}
+    assert not modules & forbidden
+    assert not [m for m in modules if m.startswith("tdgui.core.stores")]

@@ -1,0 +1,53 @@
+"""Prepare a login in the app: the pending state (kept in this process) and the child's LoginSpec. No Qt."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from tdgui.core import flow
+from tdgui.core.ops import TokenOps
+from tdgui.core.providers import Provider, host_of
+from tdgui.core.service import TokenService
+from tdgui.qt.login.protocol import LoginSpec
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A started login: the pending state (kept here, in the parent) and the child's spec."""
+
+    pending: flow.PendingLogin
+    provider: Provider
+    pinned_sha256: str | None
+    pinned_host: str | None
+
+    def spec(self, account: str, timeout: float) -> LoginSpec:
+        return LoginSpec(
+            account=account,
+            url=self.pending.url,
+            redirect_uri=self.pending.redirect_uri,
+            allowed_hosts=tuple(self.provider.allowed_hosts),
+            provider=self.provider.name,
+            pinned_sha256=self.pinned_sha256,
+            pinned_host=self.pinned_host,
+            timeout=timeout,
+        )
+
+
+def certificate_pin(service: TokenService, provider: Provider) -> tuple[str | None, str | None]:
+    """(SHA-256 of the one leaf the view may accept, its host): the sandbox's, nobody else's."""
+    if provider.name != "sandbox":
+        return None, None
+    from tdgui.core.config import sandbox_leaf_sha256
+
+    return sandbox_leaf_sha256(service.directory), host_of(provider.authorize_url).lower()
+
+
+def prepare(service: TokenService, ops: TokenOps, name: str) -> Prepared:
+    """Worker thread: the authorization URL (`ops`: the store and client secret are checked
+    there, maybe in a child process) and the pin (from the provider profile, no keyring)."""
+    provider = service.provider(service.account(name))
+    pending = ops.begin_login(name)
+    return Prepared(pending, provider, *certificate_pin(service, provider))
