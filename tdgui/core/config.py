@@ -78,8 +78,7 @@ class Account:
             return providers.tdameritrade()
         if self.provider == "sandbox":
             base = providers.sandbox_base_url(self.sandbox_url)
-            ca = str(sandbox_ca_file(config_dir or paths.config_dir()))
-            return providers.sandbox(self.flavor or "schwab", base, ca)
+            return providers.sandbox_profile(self.flavor or "schwab", base, config_dir or paths.config_dir())
         return providers.custom(
             authorize_url=self.authorize_url or "",
             token_url=self.token_url or "",
@@ -140,27 +139,6 @@ def _check_account_types(body: dict[str, Any]) -> None:
         )
     ):
         raise bad("exports", 'a list of {"format": ..., "path": ...}')
-
-
-def sandbox_ca_file(config_dir: Path) -> Path:
-    """Where the sandbox keeps the CA that clients pin (see tdgui.sandbox.certs)."""
-    return config_dir / "sandbox" / "ca.pem"
-
-
-def sandbox_leaf_sha256(config_dir: Path) -> str | None:
-    """SHA-256 (hex) of the sandbox's server certificate (DER), the one the login view pins.
-
-    Read with the standard library: the login path must not load cryptography and the whole
-    emulator (tdgui.sandbox.certs) just to hash one file. None when the sandbox never ran.
-    """
-    import hashlib
-    import ssl
-
-    try:
-        pem = (config_dir / "sandbox" / "sandbox.pem").read_text(encoding="ascii")
-        return hashlib.sha256(ssl.PEM_cert_to_DER_cert(pem)).hexdigest()
-    except (OSError, ValueError):
-        return None
 
 
 def sandbox_account(name: str, flavor: str = "schwab", sandbox_url: str | None = None) -> Account:

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tdgui.core import export, flow, providers, schedule
+from tdgui.core import export, flow, schedule
 from tdgui.core.clock import SYSTEM_CLOCK, Clock
 from tdgui.core.config import Account, Config, ExportTarget
 from tdgui.core.errors import (
@@ -165,8 +165,9 @@ class TokenService:
     def client_secret(self, account: Account, provider: Provider) -> str | None:
         if not provider.needs_client_secret:
             return None
-        if account.provider == "sandbox" and account.client_id == providers.SANDBOX_SCHWAB_CLIENT_ID:
-            return providers.SANDBOX_SCHWAB_CLIENT_SECRET
+        builtin = provider.builtin_client_secret(account.client_id)
+        if builtin is not None:
+            return builtin
         secret = self.secret_store(account).read(f"{account.name}/secret")
         if not secret:
             raise UsageError(

@@ -141,10 +141,8 @@ def prepare(service: TokenService, name: str) -> _Prepared:
     provider = service.provider(account)
     pending = service.begin_login(name)
     pinned_sha256 = pinned_host = None
-    if provider.name == "sandbox":
-        from tdgui.core.config import sandbox_leaf_sha256
-
-        pinned_sha256 = sandbox_leaf_sha256(service.directory)
+    if provider.pinned_cert_file is not None:
+        pinned_sha256 = provider.pinned_sha256()
         pinned_host = host_of(provider.authorize_url).lower()
     return _Prepared(pending, provider, pinned_sha256, pinned_host)
 
