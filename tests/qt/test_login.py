@@ -6,6 +6,7 @@ import socket
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 import requests
@@ -55,7 +56,7 @@ def test_full_login(
     listener = socket.socket()
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
-        listener.bind(("127.0.0.1", 8182))
+        listener.bind(("127.0.0.1", urlsplit(service.account(name).callback_url).port or 0))
         listener.listen(4)
         listener.setblocking(False)
     except OSError:
@@ -279,12 +280,6 @@ class FakeBrowser(QObject):
 def test_log_in_with_system_browser(
     qtbot: QtBot, service: TokenService, sandbox: SandboxServer, add_sandbox_account: Callable[..., str]
 ) -> None:
-    with socket.socket() as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the listener does
-        try:
-            probe.bind(("127.0.0.1", 8182))
-        except OSError:
-            pytest.skip("port 8182 (the sandbox callback) is in use")
     name = add_sandbox_account()
     browser = FakeBrowser(str(sandbox.certs.ca_file))
     QDesktopServices.setUrlHandler("https", browser, "open")  # type: ignore[arg-type]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import socket
 import subprocess
 import sys
 import textwrap
@@ -223,12 +222,6 @@ def test_sandbox_stopped_is_a_network_error(
 def test_log_in_with_system_browser(
     qtbot: QtBot, service: TokenService, sandbox: SandboxServer, add_sandbox_account: Callable[..., str]
 ) -> None:
-    with socket.socket() as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind(("127.0.0.1", 8182))
-        except OSError:
-            pytest.skip("port 8182 (the sandbox callback) is in use")
     name = add_sandbox_account()
     browser = FakeBrowser(str(sandbox.certs.ca_file))
     QDesktopServices.setUrlHandler("https", browser, "open")  # type: ignore[arg-type]
@@ -251,12 +244,6 @@ def test_log_in_with_system_browser(
 def test_browser_login_cancelled(
     qtbot: QtBot, service: TokenService, sandbox: SandboxServer, add_sandbox_account: Callable[..., str]
 ) -> None:
-    with socket.socket() as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind(("127.0.0.1", 8182))
-        except OSError:
-            pytest.skip("port 8182 (the sandbox callback) is in use")
     name = add_sandbox_account()
     opened: list[str] = []
 
