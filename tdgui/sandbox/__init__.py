@@ -1,8 +1,9 @@
 """Local HTTPS emulator of the Schwab and TD Ameritrade OAuth servers (the `sandbox` provider).
 
-Modules: model (codes, grants, tokens, clock), authserver (the OAuth endpoints per flavor),
-transport (HTTPS server and handler), faults (switchable faults, counters), controls (the
-secret-protected control API), runner (SandboxServer, serve_forever), certs, pages, driver.
+Modules: model (codes, grants, tokens, rotation and reuse detection, clock), clients (the demo
+apps' authentication), errors, authserver (the OAuth endpoints per flavor), transport (HTTPS
+server and handler), faults (switchable faults, counters), controls (the secret-protected
+control API), runner (SandboxServer, serve_forever), certs (the local TLS pair), pages, driver.
 """
 
 from __future__ import annotations

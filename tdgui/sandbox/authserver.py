@@ -6,32 +6,29 @@ client with HTTP Basic and a secret, TD Ameritrade is a public client with a suf
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
 import logging
 import threading
-from urllib.parse import parse_qs, quote, unquote, urlencode, urlsplit
+from urllib.parse import parse_qs, quote, urlencode, urlsplit
 
 from tdgui.core.providers import (
     SANDBOX_CALLBACK_URL,
     SANDBOX_SCHWAB_CLIENT_ID,
-    SANDBOX_SCHWAB_CLIENT_SECRET,
-    SANDBOX_TDA_CLIENT_ID,
     TDA_CLIENT_ID_SUFFIX,
     schwab,
     tdameritrade,
 )
 from tdgui.sandbox import pages
+from tdgui.sandbox.clients import TDA_FULL_CLIENT_ID
 from tdgui.sandbox.controls import CONTROL_PREFIX, control_endpoint
+from tdgui.sandbox.errors import OAuthError, PageError
 from tdgui.sandbox.faults import serve_fault
 from tdgui.sandbox.model import (
     DEMO_PASSWORD,
     DEMO_USER,
     PKCE_RE,
     AuthRequest,
-    OAuthError,
-    PageError,
     State,
 )
 from tdgui.sandbox.transport import Handler, RequestError, single_values
@@ -46,7 +43,6 @@ TDA_TOKEN_PATH = urlsplit(tdameritrade().token_url).path
 USERINFO_PATH = "/v1/userinfo"
 ACCOUNT_NUMBERS_PATHS = ("/v1/accounts/accountNumbers", "/trader/v1/accounts/accountNumbers")
 
-TDA_FULL_CLIENT_ID = SANDBOX_TDA_CLIENT_ID + TDA_CLIENT_ID_SUFFIX
 WRONG_LOGIN = "Wrong user name or password"
 _KNOWN_GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials", "password")
 
@@ -198,7 +194,7 @@ class AuthServer:
                 form = single_values(raw)
             except RequestError as exc:
                 raise OAuthError(400, "invalid_request", str(exc)) from None
-            answer = state.token(flavor, _client_id(flavor, form, handler.headers.get("Authorization")), form)
+            answer = state.token(flavor, form, handler.headers.get("Authorization"))
         except OAuthError as exc:
             headers: dict[str, str] = {}
             if exc.status == 401 and flavor == "schwab":
@@ -309,36 +305,3 @@ def _check_redirect_uri(flavor: str, uri: str) -> None:
         raise PageError("redirect_uri must not contain a #fragment.")
     if parts.username or parts.password:
         raise PageError("redirect_uri must not contain a user name or password.")
-
-
-def _client_id(flavor: str, form: dict[str, str], authorization: str | None) -> str:
-    """The authenticated client (RFC 6749 §2.3): Basic with the secret (Schwab), the id alone (TDA)."""
-    if flavor == "schwab":
-        return _basic_client(authorization)
-    return _tda_client(form.get("client_id"))
-
-
-def _basic_client(authorization: str | None) -> str:
-    if not authorization or not authorization.lower().startswith("basic "):
-        raise OAuthError(401, "invalid_client", "HTTP Basic client authentication is required")
-    try:
-        decoded = base64.b64decode(authorization[6:].strip(), validate=True).decode("utf-8")
-    except (ValueError, UnicodeDecodeError):
-        raise OAuthError(401, "invalid_client", "malformed Basic credentials") from None
-    client_id, sep, secret = decoded.partition(":")
-    if not sep:
-        raise OAuthError(401, "invalid_client", "malformed Basic credentials")
-    for cid, sec in ((client_id, secret), (unquote(client_id), unquote(secret))):
-        if hmac.compare_digest(cid.encode(), SANDBOX_SCHWAB_CLIENT_ID.encode()) and (
-            hmac.compare_digest(sec.encode(), SANDBOX_SCHWAB_CLIENT_SECRET.encode())
-        ):
-            return SANDBOX_SCHWAB_CLIENT_ID
-    raise OAuthError(401, "invalid_client", "client authentication failed")
-
-
-def _tda_client(client_id: str | None) -> str:
-    if client_id in (TDA_FULL_CLIENT_ID, SANDBOX_TDA_CLIENT_ID):
-        return TDA_FULL_CLIENT_ID
-    if not client_id:
-        raise OAuthError(401, "invalid_client", "client_id is missing")
-    raise OAuthError(401, "invalid_client", "unknown client_id")

@@ -17,6 +17,8 @@ from typing import Any
 from urllib.parse import quote, urlencode, urlsplit, urlunsplit
 
 from tdgui.core.providers import SCHWAB_REFRESH_LIFETIME, TDA_REFRESH_LIFETIME
+from tdgui.sandbox import clients
+from tdgui.sandbox.errors import OAuthError, PageError
 from tdgui.sandbox.faults import FaultQueue, Stats
 
 LOG = logging.getLogger(__name__)
@@ -29,20 +31,6 @@ TDA_SCOPE = "PlaceTrades AccountAccess MoveMoney"
 CONSENT_TTL = 600.0
 #: RFC 7636 §4.1: the verifier's (and the plain challenge's) alphabet and length.
 PKCE_RE = re.compile(r"^[A-Za-z0-9\-._~]{43,128}$")
-
-
-class OAuthError(Exception):
-    """An RFC 6749 §5.2 error answer of the token endpoint."""
-
-    def __init__(self, status: int, error: str, description: str) -> None:
-        super().__init__(error)
-        self.status = status
-        self.error = error
-        self.description = description
-
-
-class PageError(Exception):
-    """An authorization request we refuse with an HTML page (never a redirect)."""
 
 
 @dataclass(frozen=True)
@@ -241,9 +229,10 @@ class State:
 
     # ----------------------------------------------------------------- token
 
-    def token(self, flavor: str, client_id: str, form: dict[str, str]) -> dict[str, Any]:
-        """The token endpoint's answer for an authenticated client (RFC 6749 §4.1.3, §6)."""
+    def token(self, flavor: str, form: dict[str, str], authorization: str | None) -> dict[str, Any]:
+        """The token endpoint's answer (RFC 6749 §4.1.3, §6), the client authenticated first."""
         grant_type = form.get("grant_type", "")
+        client_id = clients.authenticate(flavor, form, authorization)
         if not grant_type:
             raise OAuthError(400, "invalid_request", "grant_type is missing")
         with self.lock:
