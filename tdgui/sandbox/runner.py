@@ -270,7 +270,10 @@ def serve_forever(
     refresh_ttl: int | None = None,
     rotate: bool = False,
 ) -> None:
-    """Run the sandbox until SIGINT/SIGTERM; prints its base URL as the one line on stdout."""
+    """Run the sandbox until SIGINT/SIGTERM; prints its base URL as the one line on stdout.
+
+    The control API's secret for this run is in `state_dir/control-PORT.secret` (0600).
+    """
     server = SandboxServer(
         state_dir,
         port=port,
