@@ -205,6 +205,7 @@ class SandboxServer:
         client_id: str | None = None,
     ) -> str:
         """An authorization URL for the demo app of `flavor` (a convenience for tests)."""
+        self._app.base_url = self.base_url  # RuntimeError before start(): no port, no URL
         return self._app.authorize_url(
             flavor, redirect_uri=redirect_uri, state=state, code_challenge=code_challenge, client_id=client_id
         )
