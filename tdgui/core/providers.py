@@ -60,7 +60,8 @@ class Provider:
     #: sandbox's leaf); None means the view accepts only certificates the system trusts.
     pinned_cert_file: str | None = None
     #: A demo app whose secret is public and built in (the sandbox's): (client id, secret).
-    builtin_client: tuple[str, str] | None = None
+    #: Out of repr all the same: no secret, even a demo one, goes into a log line.
+    builtin_client: tuple[str, str] | None = field(default=None, repr=False)
 
     def builtin_client_secret(self, client_id: str) -> str | None:
         """The built-in secret of `client_id`, if this provider has one for it (never a real app's)."""
