@@ -224,7 +224,7 @@ def _bearer_session(service: TokenService, name: str) -> requests.Session:
     account = service.account(name)  # unknown account: fail now, not on the first request
     bearer = _BearerSession(service, name)
     provider = service.provider(account)
-    if account.provider == "sandbox" and provider.ca_file:
+    if provider.ca_file:
         # The sandbox's own CA: its API is only reachable through it.
         bearer.verify = bearer.pinned_ca = provider.ca_file
     return bearer

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
 
 from tdgui.core.config import Account, Config, sandbox_account
@@ -13,6 +14,19 @@ from tdgui.sandbox.driver import login_with_requests
 
 def config_dir() -> Path:
     return Path(os.environ["TD_CONFIG_DIR"])
+
+
+def free_port() -> int:
+    """A port the OS has just handed out on 127.0.0.1, for a listener the code under test binds
+    itself (a callback URL); never a fixed one, so no test skips and suites can run in parallel."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def free_callback_url() -> str:
+    """The sandbox demo app's callback URL (https://127.0.0.1:PORT/) on a free port."""
+    return f"https://127.0.0.1:{free_port()}/"
 
 
 def start_sandbox(**options: object) -> SandboxServer:

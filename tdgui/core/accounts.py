@@ -109,7 +109,7 @@ class AccountManager:
     def needs_secret(self, account: Account) -> bool:
         """Whether the user must supply an app secret for this account (the sandbox has its own)."""
         provider = self.service.provider(account)
-        return provider.needs_client_secret and account.provider != "sandbox"
+        return provider.needs_client_secret and provider.builtin_client_secret(account.client_id) is None
 
     def add(
         self,

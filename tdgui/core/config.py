@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -72,16 +71,17 @@ class Account:
                 raise UsageError(f"unknown export format {target.format!r}")
         return self
 
-    def resolve_provider(self, config_dir: Path | None) -> Provider:
-        """The provider profile this account talks to."""
+    def resolve_provider(
+        self, config_dir: Path | None, *, default_sandbox_url: str | None = None
+    ) -> Provider:
+        """The provider profile this account talks to (`default_sandbox_url`: TD_SANDBOX_URL)."""
         if self.provider == "schwab":
             return providers.schwab()
         if self.provider == "tdameritrade":
             return providers.tdameritrade()
         if self.provider == "sandbox":
-            base = providers.sandbox_base_url(self.sandbox_url)
-            ca = str(sandbox_ca_file(config_dir or paths.config_dir()))
-            return providers.sandbox(self.flavor or "schwab", base, ca)
+            base = providers.sandbox_base_url(self.sandbox_url, default_sandbox_url)
+            return providers.sandbox_profile(self.flavor or "schwab", base, config_dir or paths.config_dir())
         return providers.custom(
             authorize_url=self.authorize_url or "",
             token_url=self.token_url or "",
@@ -150,27 +150,6 @@ def _check_account_types(body: dict[str, Any]) -> None:
         )
     ):
         raise bad("exports", 'a list of {"format": ..., "path": ...}')
-
-
-def sandbox_ca_file(config_dir: Path) -> Path:
-    """Where the sandbox keeps the CA that clients pin (see tdgui.sandbox.certs)."""
-    return config_dir / "sandbox" / "ca.pem"
-
-
-def sandbox_leaf_sha256(config_dir: Path) -> str | None:
-    """SHA-256 (hex) of the sandbox's server certificate (DER), the one the login view pins.
-
-    Read with the standard library: the login path must not load cryptography and the whole
-    emulator (tdgui.sandbox.certs) just to hash one file. None when the sandbox never ran.
-    """
-    import hashlib
-    import ssl
-
-    try:
-        pem = (config_dir / "sandbox" / "sandbox.pem").read_text(encoding="ascii")
-        return hashlib.sha256(ssl.PEM_cert_to_DER_cert(pem)).hexdigest()
-    except (OSError, ValueError):
-        return None
 
 
 def sandbox_account(name: str, flavor: str = "schwab", sandbox_url: str | None = None) -> Account:
@@ -326,16 +305,3 @@ class Config:
     def save_settings(self, settings: Settings) -> None:
         with self.editing() as data:
             data.settings = settings
-
-
-def store_tokens_from_env(default: bool) -> bool:
-    """pyTD's `TD_STORE_TOKENS`: True/False wins over the argument; anything else is an error."""
-    raw = os.environ.get("TD_STORE_TOKENS")
-    if raw is None:
-        return default
-    value = raw.strip().lower()
-    if value == "true":
-        return True
-    if value == "false":
-        return False
-    raise ConfigError(f"TD_STORE_TOKENS must be True or False, not {raw!r}")

@@ -166,14 +166,15 @@ def wait_for_redirect(
     cancel: threading.Event | None = None,
 ) -> str:
     """Listen on the callback's loopback port, open the authorization URL, return the redirect."""
-    from tdgui.sandbox.certs import ensure_sandbox_certs, sandbox_state_dir
-
     cert_file = key_file = None
     if urlsplit(pending.redirect_uri).scheme == "https":
         # Browsers will warn about this local certificate once (same trade-off as schwab-py);
         # Schwab insists on an https callback, so there is no plain-http option.
-        certs = ensure_sandbox_certs(sandbox_state_dir(config_dir))
-        cert_file, key_file = str(certs.cert_file), str(certs.key_file)
+        # Imported here: cryptography is loaded only when a certificate may have to be made.
+        from tdgui.core.localtls import ensure_local_tls, local_tls_dir
+
+        tls = ensure_local_tls(local_tls_dir(config_dir))
+        cert_file, key_file = str(tls.cert_file), str(tls.key_file)
     listener = LoopbackListener(pending.redirect_uri, cert_file=cert_file, key_file=key_file)
     open_browser(pending.url)
     return listener.wait(timeout, cancel)

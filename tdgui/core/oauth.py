@@ -12,7 +12,6 @@ from __future__ import annotations
 import email.utils
 import json
 import logging
-import os
 import re
 import time
 from collections.abc import Callable
@@ -75,14 +74,6 @@ class RefreshOutcomeUnknown(ProviderError):
 
     def __init__(self, message: str) -> None:
         super().__init__(message, transient=False)
-
-
-def _env_float(name: str, default: float) -> float:
-    try:
-        value = float(os.environ.get(name, default))
-    except ValueError:
-        return default
-    return value if value > 0 and value == value else default
 
 
 def _retry_after(value: str | None) -> float | None:
@@ -191,10 +182,10 @@ class TokenClient:
         self.client_id = provider.full_client_id(client_id)
         self.client_secret = client_secret
         self.clock = clock
-        self.timeout = timeout if timeout is not None else _env_float("TD_HTTP_TIMEOUT", 20.0)
-        self.backoff = backoff if backoff is not None else _env_float("TD_HTTP_BACKOFF", 1.0)
-        self.deadline = deadline if deadline is not None else _env_float("TD_HTTP_DEADLINE", DEFAULT_DEADLINE)
-        self.max_body = max_body if max_body is not None else int(_env_float("TD_HTTP_MAX_BODY", MAX_BODY))
+        self.timeout = timeout if timeout is not None else 20.0
+        self.backoff = backoff if backoff is not None else 1.0
+        self.deadline = deadline if deadline is not None else DEFAULT_DEADLINE
+        self.max_body = max_body if max_body is not None else MAX_BODY
         self.on_secret = on_secret
 
     def _session(self, attempt: Attempt, check: _AnswerCheck, redirect_uri: str | None = None) -> Any:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import ipaddress
-import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from urllib.parse import urlsplit
 
+from tdgui.core import localtls
 from tdgui.core.errors import UsageError
 
 PROVIDER_NAMES = ("schwab", "tdameritrade", "sandbox", "custom")
@@ -54,6 +55,25 @@ class Provider:
     ca_file: str | None = None
     #: Is a renewal of the refresh token possible (TD Ameritrade `access_type=offline`)?
     renews_refresh_token: bool = False
+    #: The one server certificate (PEM) the embedded login view accepts, by its SHA-256 (the
+    #: sandbox's leaf); None means the view accepts only certificates the system trusts.
+    pinned_cert_file: str | None = None
+    #: A demo app whose secret is public and built in (the sandbox's): (client id, secret).
+    #: Out of repr all the same: no secret, even a demo one, goes into a log line.
+    builtin_client: tuple[str, str] | None = field(default=None, repr=False)
+
+    def builtin_client_secret(self, client_id: str) -> str | None:
+        """The built-in secret of `client_id`, if this provider has one for it (never a real app's)."""
+        if self.builtin_client is not None and self.builtin_client[0] == client_id:
+            return self.builtin_client[1]
+        return None
+
+    def pinned_sha256(self) -> str | None:
+        """SHA-256 (hex) of the pinned certificate now on disk; None if nothing is pinned or it
+        does not exist yet (the sandbox never ran): then nothing is accepted."""
+        if self.pinned_cert_file is None:
+            return None
+        return localtls.leaf_sha256(Path(self.pinned_cert_file))
 
     def full_client_id(self, client_id: str) -> str:
         if self.client_id_suffix and not client_id.endswith(self.client_id_suffix):
@@ -109,8 +129,9 @@ def check_callback_url(url: str, provider: str) -> str:
     return url
 
 
-def sandbox_base_url(account_url: str | None = None) -> str:
-    return (account_url or os.environ.get("TD_SANDBOX_URL") or SANDBOX_DEFAULT_URL).rstrip("/")
+def sandbox_base_url(account_url: str | None = None, default: str | None = None) -> str:
+    """The account's own sandbox URL, else the entry point's default (TD_SANDBOX_URL), else built in."""
+    return (account_url or default or SANDBOX_DEFAULT_URL).rstrip("/")
 
 
 def host_of(url: str) -> str:
@@ -155,12 +176,16 @@ def tdameritrade() -> Provider:
     )
 
 
-def sandbox(flavor: str, base_url: str, ca_file: str | None) -> Provider:
-    """The local emulator, at the real brokers' paths, with the flavor's quirks."""
+def sandbox(
+    flavor: str, base_url: str, ca_file: str | None, *, pinned_cert_file: str | None = None
+) -> Provider:
+    """The local emulator, at the real brokers' paths, with the flavor's quirks and demo app."""
     if flavor not in SANDBOX_FLAVORS:
         raise UsageError(f"sandbox flavor must be one of {', '.join(SANDBOX_FLAVORS)}")
     base = base_url.rstrip("/")
     real = schwab() if flavor == "schwab" else tdameritrade()
+    # The TD Ameritrade flavor, like the real one, is a public client: it has no secret.
+    demo_app = (SANDBOX_SCHWAB_CLIENT_ID, SANDBOX_SCHWAB_CLIENT_SECRET) if flavor == "schwab" else None
     return Provider(
         name="sandbox",
         flavor=flavor,
@@ -175,6 +200,20 @@ def sandbox(flavor: str, base_url: str, ca_file: str | None) -> Provider:
         allowed_hosts=(host_of(base),),
         ca_file=ca_file,
         renews_refresh_token=real.renews_refresh_token,
+        pinned_cert_file=pinned_cert_file,
+        builtin_client=demo_app,
+    )
+
+
+def sandbox_profile(flavor: str, base_url: str, config_dir: Path) -> Provider:
+    """The sandbox profile for a config dir: pins the local CA (tdgui.core.localtls) there,
+    and its leaf for the embedded login view."""
+    tls_dir = localtls.local_tls_dir(config_dir)
+    return sandbox(
+        flavor,
+        base_url,
+        str(localtls.ca_file(tls_dir)),
+        pinned_cert_file=str(localtls.leaf_cert_file(tls_dir)),
     )
 
 

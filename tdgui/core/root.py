@@ -31,5 +31,5 @@ def build_core(
     store_override: TokenStore | None = None,
 ) -> Core:
     config = Config(env.config_dir, sandbox_url=env.sandbox_url)
-    service = TokenService(config, clock=clock, lead=lead, store_override=store_override)
+    service = TokenService(config, clock=clock, lead=lead, store_override=store_override, http=env.http)
     return Core(env=env, config=config, service=service, accounts=AccountManager(service))

@@ -9,9 +9,10 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from tdgui.core import export, flow, providers, schedule
+from tdgui.core import export, flow, schedule
 from tdgui.core.clock import SYSTEM_CLOCK, Clock
 from tdgui.core.config import Account, Config, ExportTarget
+from tdgui.core.environment import HttpSettings
 from tdgui.core.errors import (
     LoginFailed,
     LoginRequired,
@@ -57,8 +58,12 @@ class TokenService:
         clock: Clock = SYSTEM_CLOCK,
         lead: float = schedule.DEFAULT_LEAD,
         store_override: TokenStore | None = None,
+        http: HttpSettings | None = None,
     ) -> None:
         self.config = config or Config()
+        # Entry points pass the Environment's; a service built by hand (tests, benchmarks) reads
+        # the TD_HTTP_* variables here, in the one function that knows them.
+        self.http = http or HttpSettings.from_os()
         self.clock = clock
         self.lead = lead
         self.store_override = store_override
@@ -80,7 +85,7 @@ class TokenService:
         return self.config.account(name)
 
     def provider(self, account: Account) -> Provider:
-        return account.resolve_provider(self.directory)
+        return account.resolve_provider(self.directory, default_sandbox_url=self.config.sandbox_url)
 
     def store(self, account: Account) -> TokenStore:
         if self.store_override is not None:
@@ -107,8 +112,9 @@ class TokenService:
     def client_secret(self, account: Account, provider: Provider) -> str | None:
         if not provider.needs_client_secret:
             return None
-        if account.provider == "sandbox" and account.client_id == providers.SANDBOX_SCHWAB_CLIENT_ID:
-            return providers.SANDBOX_SCHWAB_CLIENT_SECRET
+        builtin = provider.builtin_client_secret(account.client_id)
+        if builtin is not None:
+            return builtin
         secret = self.secret_store(account).read(f"{account.name}/secret")
         if not secret:
             raise UsageError(
@@ -135,6 +141,10 @@ class TokenService:
             account.client_id,
             self.client_secret(account, provider),
             self.clock,
+            timeout=self.http.timeout,
+            backoff=self.http.backoff,
+            deadline=self.http.deadline,
+            max_body=self.http.max_body,
             on_secret=SECRETS.add,
         )
 

@@ -9,7 +9,7 @@ from urllib.parse import urljoin
 
 import requests
 
-from tdgui.sandbox.server import DEMO_PASSWORD, DEMO_USER
+from tdgui.sandbox.model import DEMO_PASSWORD, DEMO_USER
 
 _TIMEOUT = 15.0
 

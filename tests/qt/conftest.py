@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import tempfile
 from collections.abc import Callable, Iterator
@@ -20,6 +21,7 @@ os.environ.setdefault("QT_LOGGING_RULES", "qt.webenginecontext.debug=false")
 
 import PySide6.QtWebEngineWidgets  # noqa: E402, F401 - must be imported before QApplication exists
 
+from sandbox_helpers import free_callback_url  # noqa: E402
 from tdgui.core.config import Config, sandbox_account  # noqa: E402
 from tdgui.core.service import TokenService  # noqa: E402
 from tdgui.core.stores.memory import MemoryStore  # noqa: E402
@@ -59,7 +61,10 @@ def service(isolated_config: Path) -> TokenService:
 @pytest.fixture
 def add_sandbox_account(service: TokenService, sandbox: SandboxServer) -> Callable[..., str]:
     def add(name: str = "demo", flavor: str = "schwab", url: str | None = None) -> str:
-        service.config.add_account(sandbox_account(name, flavor, sandbox_url=url or sandbox.base_url))
+        account = sandbox_account(name, flavor, sandbox_url=url or sandbox.base_url)
+        # The callback on a free port, not the demo app's 8182: a busy port must not fail or
+        # skip a browser login, and two suites can run side by side.
+        service.config.add_account(dataclasses.replace(account, callback_url=free_callback_url()))
         return name
 
     return add

@@ -305,13 +305,17 @@ def role_cli_script(script: str, ca: str, base_url: str, outfile: str) -> int:
     calls), each with fds 1/2 captured; faults are queued through the sandbox's control API."""
     import io
     import tempfile
+    from urllib.parse import urlsplit
 
     import requests
 
     from tdgui import cli
     from tdgui.core.service import TokenService
+    from tdgui.sandbox import CONTROL_HEADER, read_control_secret
 
     steps = json.loads(Path(script).read_text())
+    # The sandbox's control API needs its run's secret, kept next to its CA (ca.pem).
+    control = {CONTROL_HEADER: read_control_secret(Path(ca).parent, urlsplit(base_url).port or 443)}
     memory: dict[str, str] = {}
     results = []
     real_get_token = TokenService.get_token
@@ -324,7 +328,7 @@ def role_cli_script(script: str, ca: str, base_url: str, outfile: str) -> int:
     for step in steps:
         if step.get("fault"):
             requests.post(
-                f"{base_url}/_sandbox/fault", json=step["fault"], verify=ca, timeout=10
+                f"{base_url}/_sandbox/fault", json=step["fault"], headers=control, verify=ca, timeout=10
             ).raise_for_status()
         if step.get("crash"):
             TokenService.get_token = crashing_get_token  # type: ignore[method-assign]
@@ -359,7 +363,7 @@ def role_cli_script(script: str, ca: str, base_url: str, outfile: str) -> int:
                 }
             )
         TokenService.get_token = real_get_token  # type: ignore[method-assign]
-        requests.post(f"{base_url}/_sandbox/clear-faults", json={}, verify=ca, timeout=10)
+        requests.post(f"{base_url}/_sandbox/clear-faults", json={}, headers=control, verify=ca, timeout=10)
     Path(outfile).write_text(json.dumps({"results": results, "redirects": memory.get("redirects", "")}))
     return 0
 

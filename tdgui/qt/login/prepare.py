@@ -36,13 +36,12 @@ class Prepared:
         )
 
 
-def certificate_pin(service: TokenService, provider: Provider) -> tuple[str | None, str | None]:
-    """(SHA-256 of the one leaf the view may accept, its host): the sandbox's, nobody else's."""
-    if provider.name != "sandbox":
+def certificate_pin(provider: Provider) -> tuple[str | None, str | None]:
+    """(SHA-256 of the one leaf the view may accept, its host): only a profile that pins one
+    (the sandbox's travels on its provider profile) gets an exception to the certificate check."""
+    if provider.pinned_cert_file is None:
         return None, None
-    from tdgui.core.config import sandbox_leaf_sha256
-
-    return sandbox_leaf_sha256(service.directory), host_of(provider.authorize_url).lower()
+    return provider.pinned_sha256(), host_of(provider.authorize_url).lower()
 
 
 def prepare(service: TokenService, ops: TokenOps, name: str) -> Prepared:
@@ -50,4 +49,4 @@ def prepare(service: TokenService, ops: TokenOps, name: str) -> Prepared:
     there, maybe in a child process) and the pin (from the provider profile, no keyring)."""
     provider = service.provider(service.account(name))
     pending = ops.begin_login(name)
-    return Prepared(pending, provider, *certificate_pin(service, provider))
+    return Prepared(pending, provider, *certificate_pin(provider))

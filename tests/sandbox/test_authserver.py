@@ -1,220 +1,40 @@
-"""The sandbox broker emulator over real HTTPS on 127.0.0.1, its CA pinned by requests."""
+"""The sandbox's OAuth endpoints over real HTTPS on 127.0.0.1, per flavor, its CA pinned by requests."""
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import json
 import logging
-import os
-import secrets
-import signal
-import socket
-import stat
-import subprocess
-import sys
 import threading
-import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
-from cryptography import x509
 
-from tdgui.core.errors import UsageError
 from tdgui.core.providers import (
     SANDBOX_CALLBACK_URL,
     SANDBOX_SCHWAB_CLIENT_ID,
     SANDBOX_SCHWAB_CLIENT_SECRET,
     SANDBOX_TDA_CLIENT_ID,
 )
-from tdgui.sandbox import SandboxServer, ensure_sandbox_certs, sandbox_state_dir
+from tdgui.sandbox import SandboxServer
 from tdgui.sandbox.driver import SandboxDriverError, login_with_requests
 
-TDA_ID = SANDBOX_TDA_CLIENT_ID + "@AMER.OAUTHAP"
-BASIC = (SANDBOX_SCHWAB_CLIENT_ID, SANDBOX_SCHWAB_CLIENT_SECRET)
-REPO = Path(__file__).resolve().parents[1]
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.t = 1_800_000_000.0
-
-    def __call__(self) -> float:
-        return self.t
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-def state_dir(isolated_config: Path) -> Path:
-    return sandbox_state_dir(isolated_config)
-
-
-@pytest.fixture(scope="module")
-def shared_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One CA for the module's servers: certificates are made once, not per test."""
-    return tmp_path_factory.mktemp("sandbox")
-
-
-@pytest.fixture
-def server(shared_dir: Path, clock: FakeClock) -> Iterator[SandboxServer]:
-    with SandboxServer(shared_dir, clock=clock) as srv:
-        yield srv
-
-
-@pytest.fixture
-def rotating(shared_dir: Path, clock: FakeClock) -> Iterator[SandboxServer]:
-    with SandboxServer(shared_dir, clock=clock, rotate=True) as srv:
-        yield srv
-
-
-def subprocess_env() -> dict[str, str]:
-    path = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
-    return {**os.environ, "PYTHONPATH": path}
-
-
-def pkce_pair() -> tuple[str, str]:
-    verifier = secrets.token_urlsafe(48)
-    digest = hashlib.sha256(verifier.encode()).digest()
-    return verifier, base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
-
-
-def query(location: str) -> dict[str, str]:
-    return {k: v[0] for k, v in parse_qs(urlsplit(location).query).items()}
-
-
-def get(srv: SandboxServer, path: str, **kw: Any) -> requests.Response:
-    kw.setdefault("allow_redirects", False)
-    return requests.get(srv.base_url + path, verify=srv.certs.ca_file, timeout=5, **kw)
-
-
-def schwab_token(srv: SandboxServer, data: dict[str, str], **kw: Any) -> requests.Response:
-    kw.setdefault("auth", BASIC)
-    kw.setdefault("timeout", 5)
-    return requests.post(srv.base_url + "/v1/oauth/token", data=data, verify=srv.certs.ca_file, **kw)
-
-
-def tda_token(srv: SandboxServer, data: dict[str, str], **kw: Any) -> requests.Response:
-    return requests.post(
-        srv.base_url + "/v1/oauth2/token", data=data, verify=srv.certs.ca_file, timeout=5, **kw
-    )
-
-
-def schwab_login(srv: SandboxServer, *, state: str | None = "st4te", challenge: str | None = None) -> str:
-    url = srv.authorize_url("schwab", state=state, code_challenge=challenge)
-    return query(login_with_requests(url, srv.certs.ca_file))["code"]
-
-
-def schwab_tokens(srv: SandboxServer, **kw: Any) -> dict[str, Any]:
-    code = schwab_login(srv, **kw)
-    r = schwab_token(
-        srv,
-        {"grant_type": "authorization_code", "code": code, "redirect_uri": SANDBOX_CALLBACK_URL},
-    )
-    assert r.status_code == 200, r.text
-    return dict(r.json())
-
-
-def tda_tokens(srv: SandboxServer) -> dict[str, Any]:
-    location = login_with_requests(srv.authorize_url("tdameritrade"), srv.certs.ca_file)
-    r = tda_token(
-        srv,
-        {
-            "grant_type": "authorization_code",
-            "code": query(location)["code"],
-            "client_id": TDA_ID,
-            "redirect_uri": SANDBOX_CALLBACK_URL,
-            "access_type": "offline",
-        },
-    )
-    assert r.status_code == 200, r.text
-    return dict(r.json())
-
-
-def schwab_refresh(srv: SandboxServer, refresh_token: str) -> requests.Response:
-    return schwab_token(srv, {"grant_type": "refresh_token", "refresh_token": refresh_token})
-
-
-def userinfo(srv: SandboxServer, access: str) -> int:
-    return get(srv, "/v1/userinfo", headers={"Authorization": f"Bearer {access}"}).status_code
-
-
-def assert_oauth_error(r: requests.Response, status: int, error: str) -> None:
-    assert r.status_code == status, r.text
-    assert r.json()["error"] == error
-    assert "error_description" in r.json() or error == "invalid_client"
-    assert r.headers["Cache-Control"] == "no-store"
-
-
-# --------------------------------------------------------------------------- certificates
-
-
-def test_certs_private_pinned_and_reused(state_dir: Path) -> None:
-    first = ensure_sandbox_certs(state_dir)
-    mtimes = {p: p.stat().st_mtime_ns for p in (first.ca_file, first.cert_file, first.key_file)}
-    second = ensure_sandbox_certs(state_dir)
-    assert second == first
-    assert {p: p.stat().st_mtime_ns for p in mtimes} == mtimes
-    leaf = x509.load_pem_x509_certificate(first.cert_file.read_bytes())
-    assert first.leaf_sha256 == hashlib.sha256(leaf.public_bytes(encoding_der())).hexdigest()
-    san = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    assert [str(ip) for ip in san.get_values_for_type(x509.IPAddress)] == ["127.0.0.1"]
-    assert san.get_values_for_type(x509.DNSName) == ["localhost"]
-    if os.name == "posix":
-        assert stat.S_IMODE(state_dir.stat().st_mode) == 0o700
-        for path in state_dir.glob("*.pem"):
-            assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
-
-
-def encoding_der() -> Any:
-    from cryptography.hazmat.primitives.serialization import Encoding
-
-    return Encoding.DER
-
-
-def test_broken_leaf_is_reissued_by_the_same_ca(state_dir: Path) -> None:
-    first = ensure_sandbox_certs(state_dir)
-    ca_pem = first.ca_file.read_bytes()
-    first.cert_file.write_text("garbage")
-    second = ensure_sandbox_certs(state_dir)
-    assert second.ca_file.read_bytes() == ca_pem
-    assert second.leaf_sha256 != first.leaf_sha256
-    leaf = x509.load_pem_x509_certificate(second.cert_file.read_bytes())
-    leaf.verify_directly_issued_by(x509.load_pem_x509_certificate(ca_pem))
-
-
-def test_concurrent_first_calls_from_processes_agree(state_dir: Path) -> None:
-    code = (
-        "import sys; from pathlib import Path; from tdgui.sandbox.certs import ensure_sandbox_certs;"
-        "print(ensure_sandbox_certs(Path(sys.argv[1])).leaf_sha256)"
-    )
-    env = subprocess_env()
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-c", code, str(state_dir)], stdout=subprocess.PIPE, text=True, env=env
-        )
-        for _ in range(3)
-    ]
-    outs = {p.communicate(timeout=30)[0].strip() for p in procs}
-    assert all(p.returncode == 0 for p in procs)
-    assert outs == {ensure_sandbox_certs(state_dir).leaf_sha256}
-
-
-def test_certificate_is_pinned_not_public(server: SandboxServer) -> None:
-    with pytest.raises(requests.exceptions.SSLError):
-        requests.get(server.base_url + "/", timeout=5)
-    r = get(server, "/")
-    assert r.status_code == 200
-    assert "sandbox" in r.text
-
+from .support import (
+    TDA_ID,
+    FakeClock,
+    assert_oauth_error,
+    get,
+    pkce_pair,
+    query,
+    schwab_login,
+    schwab_refresh,
+    schwab_token,
+    schwab_tokens,
+    tda_token,
+    tda_tokens,
+    userinfo,
+)
 
 # --------------------------------------------------------------------------- Schwab flavor
 
@@ -543,113 +363,7 @@ def test_concurrent_refreshes(server: SandboxServer, rotating: SandboxServer) ->
     assert rotating.stats()["revoked_grants"] == 1
 
 
-# --------------------------------------------------------------------------- faults
-
-
-@pytest.mark.parametrize(
-    ("kind", "status", "check"),
-    [
-        ("500", 500, None),
-        ("503", 503, None),
-        ("429", 429, None),
-        ("malformed", 200, "malformed"),
-        ("no_access_token", 200, "no_access_token"),
-        ("html", 200, "html"),
-        ("invalid_grant", 400, "invalid_grant"),
-        ("invalid_client", 401, "invalid_client"),
-        ("refresh_token_authentication_error", 400, "refresh_token_authentication_error"),
-    ],
-)
-def test_faults(server: SandboxServer, kind: str, status: int, check: str | None) -> None:
-    tokens = schwab_tokens(server)
-    server.set_fault(kind, count=2)
-    for _ in range(2):
-        r = schwab_refresh(server, tokens["refresh_token"])
-        assert r.status_code == status
-        if check == "malformed":
-            assert r.text == '{"access_token": '
-            with pytest.raises(ValueError):
-                r.json()
-        elif check == "no_access_token":
-            assert "access_token" not in r.json()
-        elif check == "html":
-            assert r.headers["Content-Type"].startswith("text/html")
-        elif check is not None:
-            assert r.json()["error"] == check
-    assert schwab_refresh(server, tokens["refresh_token"]).status_code == 200
-    stats = server.stats()
-    assert stats["faults_served"] == 2
-    assert stats["refresh_requests"] == 3
-
-
-def test_fault_retry_after_and_http_control(server: SandboxServer) -> None:
-    r = requests.post(
-        server.base_url + "/_sandbox/fault",
-        json={"kind": "503", "count": 1, "retry_after": 2},
-        verify=server.certs.ca_file,
-        timeout=5,
-    )
-    assert r.status_code == 200
-    r = tda_token(server, {"grant_type": "refresh_token", "refresh_token": "x", "client_id": TDA_ID})
-    assert r.status_code == 503
-    assert r.headers["Retry-After"] == "2"
-    r = requests.post(
-        server.base_url + "/_sandbox/fault",
-        json={"kind": "nonsense"},
-        verify=server.certs.ca_file,
-        timeout=5,
-    )
-    assert r.status_code == 400
-    server.set_fault("500", count=5)
-    server.clear_faults()
-    r = tda_token(server, {"grant_type": "refresh_token", "refresh_token": "x", "client_id": TDA_ID})
-    assert_oauth_error(r, 400, "invalid_grant")
-
-
-def test_hang_fault_closes_without_answer_and_does_not_block_stop(shared_dir: Path) -> None:
-    srv = SandboxServer(shared_dir).start()
-    srv.set_fault("hang", hang_seconds=0.3)
-    with pytest.raises(requests.exceptions.ConnectionError):
-        schwab_refresh(srv, "x")
-    srv.set_fault("hang", hang_seconds=60)
-    with pytest.raises(requests.exceptions.ReadTimeout):
-        schwab_token(srv, {"grant_type": "refresh_token", "refresh_token": "x"}, timeout=0.3)
-    started = time.monotonic()
-    srv.stop()
-    assert time.monotonic() - started < 2
-    assert srv.stats()["faults_served"] == 2
-
-
 # --------------------------------------------------------------------------- stats, logs, pages
-
-
-def test_stats_and_requests(server: SandboxServer) -> None:
-    tokens = schwab_tokens(server)
-    schwab_refresh(server, tokens["refresh_token"])
-    stats = get(server, "/_sandbox/stats").json()
-    assert stats == server.stats()
-    assert stats["token_requests"] == 2
-    assert stats["code_exchanges"] == 1
-    assert stats["refresh_requests"] == 1
-    assert stats["revoked_grants"] == 0 and stats["faults_served"] == 0
-    assert ("POST", "/v1/oauth/token", "refresh_token") in server.requests
-    assert ("GET", "/v1/oauth/authorize", None) in server.requests
-    r = requests.post(server.base_url + "/_sandbox/reset-stats", verify=server.certs.ca_file, timeout=5)
-    assert r.status_code == 200
-    assert server.stats()["token_requests"] == 0 and server.requests == []
-
-
-def test_clock_can_be_advanced_over_http(server: SandboxServer) -> None:
-    tokens = schwab_tokens(server)
-    r = requests.post(
-        server.base_url + "/_sandbox/advance-clock",
-        json={"seconds": 7 * 86400},
-        verify=server.certs.ca_file,
-        timeout=5,
-    )
-    assert r.status_code == 200
-    r = schwab_refresh(server, tokens["refresh_token"])
-    assert_oauth_error(r, 400, "refresh_token_authentication_error")
 
 
 def test_logs_hold_no_secrets(server: SandboxServer, caplog: pytest.LogCaptureFixture) -> None:
@@ -696,66 +410,3 @@ def test_test_pages(server: SandboxServer) -> None:
     r = get(server, "/_test/popup")
     assert r.status_code == 200 and 'window.open("https://example.invalid/popup")' in r.text
     assert get(server, "/nowhere").status_code == 404
-
-
-# --------------------------------------------------------------------------- lifecycle
-
-
-def test_port_in_use_is_a_usage_error(server: SandboxServer, shared_dir: Path) -> None:
-    with pytest.raises(UsageError, match=f"port {server.port} is in use"):
-        SandboxServer(shared_dir, port=server.port).start()
-
-
-def test_restart_keeps_port_and_grants(server: SandboxServer) -> None:
-    tokens = schwab_tokens(server)
-    port = server.port
-    server.stop()
-    with pytest.raises(requests.exceptions.ConnectionError):
-        get(server, "/")
-    server.start()
-    assert server.port == port
-    assert schwab_refresh(server, tokens["refresh_token"]).status_code == 200
-
-
-@pytest.mark.skipif(os.name != "posix", reason="POSIX signals")
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
-def test_serve_forever_prints_url_and_stops_on_signal(state_dir: Path, signum: int) -> None:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    code = (
-        "import sys; from pathlib import Path; from tdgui.sandbox import serve_forever;"
-        "serve_forever(Path(sys.argv[1]), int(sys.argv[2]), 'tdameritrade', 60, None, True)"
-    )
-    env = subprocess_env()
-    proc = subprocess.Popen(
-        [sys.executable, "-c", code, str(state_dir), str(port)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        assert line == f"https://127.0.0.1:{port}\n"
-        ca = ensure_sandbox_certs(state_dir).ca_file
-        stats = requests.get(line.strip() + "/_sandbox/stats", verify=ca, timeout=5)
-        assert json.loads(stats.text)["token_requests"] == 0
-        proc.send_signal(signum)
-        out, err = proc.communicate(timeout=10)
-        assert proc.returncode == 0, err
-        assert out == ""
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-
-
-def test_login_view_pin_matches_the_sandbox_certificate(tmp_path: Path) -> None:
-    """The Qt login view pins sandbox_leaf_sha256 (stdlib); it must equal the emulator's own."""
-    from tdgui.core.config import sandbox_leaf_sha256
-
-    assert sandbox_leaf_sha256(tmp_path) is None  # never ran: nothing to pin, nothing accepted
-    certs = ensure_sandbox_certs(sandbox_state_dir(tmp_path))
-    assert sandbox_leaf_sha256(tmp_path) == certs.leaf_sha256

@@ -1,0 +1,118 @@
+"""Switchable faults of the sandbox's token endpoint, and its request counters."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from tdgui.sandbox.transport import Handler
+
+LOG = logging.getLogger(__name__)
+
+FAULT_KINDS = (
+    "500",
+    "503",
+    "429",
+    "hang",
+    "malformed",
+    "no_access_token",
+    "html",
+    "invalid_grant",
+    "invalid_client",
+    "refresh_token_authentication_error",
+)
+STAT_NAMES = (
+    "token_requests",
+    "code_exchanges",
+    "refresh_requests",
+    "revoked_grants",
+    "faults_served",
+    "successful_code_exchanges",
+    "successful_refreshes",
+    "superseded_grants",
+    "codes_issued",
+    "api_requests",
+)
+
+
+@dataclass
+class Fault:
+    kind: str
+    remaining: int
+    retry_after: float | None
+    hang_seconds: float
+
+
+@dataclass
+class Stats:
+    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(STAT_NAMES, 0))
+    requests: list[tuple[str, str, str | None]] = field(default_factory=list)
+
+
+class FaultQueue:
+    """Faults the next token requests are answered with, in the order they were queued."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._faults: list[Fault] = []
+
+    def add(
+        self, kind: str, count: int = 1, retry_after: float | None = None, hang_seconds: float = 30
+    ) -> None:
+        if kind not in FAULT_KINDS:
+            raise ValueError(f"unknown fault kind {kind!r}; one of {', '.join(FAULT_KINDS)}")
+        if count < 1:
+            raise ValueError("count must be at least 1")
+        if retry_after is not None and retry_after < 0:
+            raise ValueError("retry_after must not be negative")
+        if hang_seconds < 0:
+            raise ValueError("hang_seconds must not be negative")
+        with self._lock:
+            self._faults.append(Fault(kind, count, retry_after, hang_seconds))
+
+    def clear(self) -> None:
+        with self._lock:
+            self._faults.clear()
+
+    def take(self) -> Fault | None:
+        """The fault for this request (one of its `remaining`), or None to answer normally."""
+        with self._lock:
+            if not self._faults:
+                return None
+            fault = self._faults[0]
+            fault.remaining -= 1
+            if fault.remaining <= 0:
+                self._faults.pop(0)
+            return Fault(fault.kind, 1, fault.retry_after, fault.hang_seconds)
+
+
+def serve_fault(handler: Handler, fault: Fault, stopping: threading.Event) -> None:
+    """Answer one token request as `fault` says (hang: no answer until the server stops)."""
+    LOG.info("serving fault %s", fault.kind)
+    kind = fault.kind
+    if kind == "hang":
+        stopping.wait(fault.hang_seconds)
+        handler.close_connection = True
+        return
+    if kind in ("500", "503", "429"):
+        headers: dict[str, str] = {}
+        if fault.retry_after is not None:
+            headers["Retry-After"] = f"{fault.retry_after:g}"
+        text = {"500": "Internal Server Error", "503": "Service Unavailable"}.get(kind, "Too Many Requests")
+        handler.send(int(kind), f"{text} (sandbox fault)\n".encode(), "text/plain", headers)
+    elif kind == "malformed":
+        handler.send(200, b'{"access_token": ', "application/json")
+    elif kind == "no_access_token":
+        handler.send_json(200, {"token_type": "Bearer", "expires_in": 1800, "scope": "api"})
+    elif kind == "html":
+        handler.send_html(
+            200,
+            b"<!doctype html><html><body><h1>Maintenance</h1>"
+            b"<p>The service is down for maintenance (sandbox fault).</p></body></html>",
+        )
+    else:
+        status = 401 if kind == "invalid_client" else 400
+        handler.send_json(status, {"error": kind, "error_description": f"{kind} (sandbox fault)"})
