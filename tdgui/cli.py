@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, NoReturn
 
 from tdgui import __version__
 from tdgui.core.errors import TdguiError, UsageError
+from tdgui.core.hardening import disable_core_dumps
 
 if TYPE_CHECKING:
     from tdgui.core.config import Config
@@ -452,6 +453,7 @@ def _setup_logging(debug: bool) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    disable_core_dumps()  # first: every tdgui process may hold secrets (issue 11 #15)
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.login_child:

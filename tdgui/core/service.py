@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tdgui.core import export, flow, providers, schedule
+from tdgui.core import export, flow, fsutil, providers, schedule
 from tdgui.core.clock import SYSTEM_CLOCK, Clock
 from tdgui.core.config import Account, Config, ExportTarget
 from tdgui.core.errors import (
@@ -22,7 +22,7 @@ from tdgui.core.errors import (
     TdguiError,
     UsageError,
 )
-from tdgui.core.fsutil import FILE_MODE, atomic_write, private_dir
+from tdgui.core.fsutil import atomic_write
 from tdgui.core.logs import SECRETS
 from tdgui.core.providers import Provider
 from tdgui.core.stores.base import TokenStore
@@ -215,7 +215,7 @@ class TokenService:
 
     def refresh_record(self, name: str) -> RefreshRecord:
         try:
-            body = json.loads(self._status_path(name).read_text(encoding="utf-8"))
+            body = json.loads(fsutil.read_private_text(self._status_path(name), fsutil.STATUS_LIMIT))
             if not isinstance(body, dict):
                 return RefreshRecord()
             times = body.pop("times", None)
@@ -231,20 +231,22 @@ class TokenService:
         return record
 
     def _save_record(self, name: str, record: RefreshRecord) -> None:
-        atomic_write(self._status_path(name), json.dumps(asdict(record)))
+        try:
+            atomic_write(self._status_path(name), json.dumps(asdict(record)))
+        except OSError as exc:  # bookkeeping only: an unusable status/ must not fail `token`
+            log.warning("could not write the status record of %s: %s", name, exc.strerror or exc)
 
     @contextmanager
     def _refresh_lock(self, name: str) -> Iterator[None]:
         """Kernel lock (flock on POSIX): released by the kernel if the holder dies."""
-        from filelock import FileLock, Timeout
+        from filelock import Timeout
 
         # Every token write happens under this lock: keep the config dir itself 0700 too (a
         # pre-existing 0755 one, or one a store created with its parents under a loose umask).
-        private_dir(self.directory)
-        lock_dir = private_dir(self.directory / "locks")
-        lock = FileLock(str(lock_dir / f"{name}.lock"), timeout=LOCK_TIMEOUT, mode=FILE_MODE)
         try:
-            with lock:
+            with fsutil.kernel_lock(
+                self.directory / "locks" / f"{name}.lock", LOCK_TIMEOUT, root=self.directory
+            ):
                 yield
         except Timeout:
             raise ProviderError(
@@ -300,7 +302,7 @@ class TokenService:
             raise LoginRequired(f"the refresh token of {name!r} has expired: log in again")
         try:
             return self._refresh(account, provider, tokens, force=False)
-        except ProviderError:
+        except (ProviderError, fsutil.LockUnavailable):
             if tokens.access_valid(self.clock.now()):
                 log.warning("refresh of %s failed; serving the still-valid access token", name)
                 return tokens
@@ -478,7 +480,7 @@ class TokenService:
         tokens = self.read_tokens(account)
         if tokens is None:
             raise LoginRequired(f"no tokens stored for {name!r}: run `tdgui login {name}`")
-        target = ExportTarget(format=fmt, path=str(path.expanduser().resolve()))
+        target = ExportTarget(format=fmt, path=str(export.target_path(path)))
         export.write_export(tokens, fmt, Path(target.path))
         if keep_synced:
             kept = (*tuple(e for e in account.exports if e.path != target.path), target)
