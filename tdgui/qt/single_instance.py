@@ -16,6 +16,7 @@ import socket as pysocket
 import stat
 import struct
 import sys
+import tempfile
 from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal, Slot
@@ -50,7 +51,7 @@ def instance_key(config_dir: Path) -> str:
         return str(path)
     # Nowhere private and short enough: a name no other user can predict, so at worst a
     # second launch opens a second window instead of being blocked by a squatter.
-    return str(Path(os.environ.get("TMPDIR", "/tmp")) / f"tdgui-{digest}-{os.urandom(8).hex()}")
+    return str(Path(tempfile.gettempdir()) / f"tdgui-{digest}-{os.urandom(8).hex()}")
 
 
 def _runtime_dirs(config_dir: Path) -> list[Path]:
