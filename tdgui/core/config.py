@@ -11,7 +11,7 @@ from typing import Any
 
 from tdgui.core import paths, providers
 from tdgui.core.errors import ConfigError, UsageError
-from tdgui.core.fsutil import CONFIG_LIMIT, atomic_write, kernel_lock, read_private_text
+from tdgui.core.fsutil import CONFIG_LIMIT, atomic_write, check_not_shared, kernel_lock, read_private_text
 from tdgui.core.providers import Provider
 from tdgui.core.stores import STORE_KINDS
 
@@ -221,6 +221,7 @@ class Config:
         return kernel_lock(self.directory / ".accounts.lock", 10)
 
     def load(self) -> ConfigFile:
+        check_not_shared(self.directory)  # a planted accounts.json could name any token URL
         try:
             text = read_private_text(self.path, CONFIG_LIMIT)  # FIFO/device/huge: refused, no hang
         except FileNotFoundError:

@@ -25,12 +25,23 @@ CONFIG_LIMIT = 4 * 1024 * 1024
 RECORD_LIMIT = 4 * 1024 * 1024
 STATUS_LIMIT = 1024 * 1024
 
-#: Names that mark a directory as one tdgui made (see _tdgui_made): the config dir's files
-#: and subdirectories, the log file, a token directory's records.
+#: What tdgui puts in the directories it manages (see _tdgui_made).
 _OWN_ENTRIES = frozenset(
-    {"accounts.json", ".accounts.lock", "tokens.sqlite3", "tdgui.log", "status", "locks", "tokens", "sandbox"}
+    {
+        "accounts.json",
+        ".accounts.lock",
+        "tokens.sqlite3",
+        "status",
+        "locks",
+        "tokens",
+        "sandbox",
+        "logs",
+        "run",
+    }
 )
-_OWN_SUFFIXES = (".tokens.json", ".secret", ".record", ".lock", ".pem", ".tmp")
+_OWN_PREFIXES = ("tdgui.log", "instance-")
+_OWN_SUFFIXES = (".tokens.json", ".secret", ".record", ".lock", ".pem", ".tmp", "-wal", "-shm", "-journal")
+#: Subdirectories tdgui names itself (config dir's status/, locks/, ...; platform dirs' tdgui/).
 _OWN_DIR_NAMES = frozenset({"tdgui", "status", "locks", "tokens", "logs", "log", "sandbox", "run"})
 
 
@@ -93,25 +104,26 @@ def check_not_shared(path: Path, *, what: str = "directory") -> None:
 
 
 def _tdgui_made(path: Path) -> bool:
-    """True for a directory tdgui created (empty, a known name, or holding tdgui's files).
+    """True for a directory tdgui created: a name tdgui gives, or holding only tdgui's files.
 
     Issue 11 #13: tdgui must not chmod a directory it did not create (TD_CONFIG_DIR=/etc as
-    root would make /etc 0700). Row 11 still wants a loosened (0755) config dir tightened.
+    root would make /etc 0700), while row 11 wants a loosened (0755) config dir tightened.
     """
     if path.name in _OWN_DIR_NAMES:
         return True
-    empty = True
     try:
         with os.scandir(path) as entries:
             for count, entry in enumerate(entries):
-                if entry.name in _OWN_ENTRIES or entry.name.endswith(_OWN_SUFFIXES):
-                    return True
-                empty = False
+                name = entry.name
+                if not (
+                    name in _OWN_ENTRIES or name.startswith(_OWN_PREFIXES) or name.endswith(_OWN_SUFFIXES)
+                ):
+                    return False
                 if count >= 1000:
-                    break
+                    return False
     except OSError:
         return False
-    return empty
+    return True
 
 
 def private_dir(path: Path) -> Path:
