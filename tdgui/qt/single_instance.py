@@ -44,13 +44,15 @@ def instance_key(config_dir: Path) -> str:
         if len(os.fsencode(path)) > _MAX_SOCKET_PATH:
             continue
         try:
+            if directory.is_symlink():  # only for the /tmp fallback: its name is predictable
+                raise OSError(f"{directory} is a symbolic link")
             fsutil.private_dir(directory)
         except (OSError, fsutil.SharedDirectoryError) as exc:
-            log.debug("no single-instance socket in %s: %s", directory, exc)
+            log.warning("no single-instance socket in %s: %s", directory, exc)
             continue
         return str(path)
-    # Nowhere private and short enough: a name no other user can predict, so at worst a
-    # second launch opens a second window instead of being blocked by a squatter.
+    # Nowhere private: a name no other user can predict, so at worst a second launch opens a
+    # second window instead of being blocked by a squatter.
     return str(Path(tempfile.gettempdir()) / f"tdgui-{digest}-{os.urandom(8).hex()}")
 
 
@@ -73,6 +75,9 @@ def _runtime_dirs(config_dir: Path) -> list[Path]:
 
         found.append(Path(platformdirs.user_runtime_dir("tdgui", appauthor=False)))
     found.append(config_dir / "run")
+    # Last: a short path (a long config dir overflows sun_path), private like ssh-agent's: a
+    # directory of ours, 0700, not a link; another user's (squatted) is refused above.
+    found.append(Path(tempfile.gettempdir()) / f"tdgui-{os.geteuid()}")
     return found
 
 
