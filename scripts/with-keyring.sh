@@ -17,6 +17,16 @@ cleanup() {
     kill -TERM -- "-$child" 2>/dev/null || true
     wait "$child" 2>/dev/null || true
   fi
+  # gnome-keyring-daemon daemonizes out of the process group; it usually exits with the bus,
+  # but not if the bus went away while it was still starting (a command that ends at once).
+  # Stop exactly the processes of this run: those whose environment names this run's dir.
+  local proc
+  for proc in /proc/[0-9]*; do
+    [ "${proc#/proc/}" != "$$" ] || continue
+    if grep -qaF "XDG_RUNTIME_DIR=$scratch/run" "$proc/environ" 2>/dev/null; then
+      kill -TERM "${proc#/proc/}" 2>/dev/null || true
+    fi
+  done
   rm -rf "$scratch"
 }
 forward() {
