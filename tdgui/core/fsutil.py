@@ -40,9 +40,10 @@ _OWN_ENTRIES = frozenset(
     }
 )
 _OWN_PREFIXES = ("tdgui.log", "instance-")
-_OWN_SUFFIXES = (".tokens.json", ".secret", ".record", ".lock", ".pem", ".tmp", "-wal", "-shm", "-journal")
-#: Subdirectories tdgui names itself (config dir's status/, locks/, ...; platform dirs' tdgui/).
-_OWN_DIR_NAMES = frozenset({"tdgui", "status", "locks", "tokens", "logs", "log", "sandbox", "run"})
+_OWN_SUFFIXES = (".json", ".secret", ".record", ".lock", ".pem", ".tmp", "-wal", "-shm", "-journal")
+#: The platform dirs' leaf (~/.config/tdgui). Not status/locks/log...: TD_LOG_DIR=/var/log or
+#: /run as root must not be tightened for its name; those are judged by what they hold.
+_OWN_DIR_NAMES = frozenset({"tdgui"})
 
 
 class SharedDirectoryError(ConfigError):

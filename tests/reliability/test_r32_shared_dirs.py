@@ -63,15 +63,20 @@ def test_shared_dirs_are_refused_and_left_alone(tmp_path: Path, figure) -> None:
                 assert str(shared) in err and err.count("\n") == 1, err
                 checked += 1
 
-    # The user's own directory that tdgui did not create: used, but its mode is kept.
+    # Directories of the user's own that tdgui did not create (like /etc or /var/log as root):
+    # used, but their mode is kept.
     own = tmp_path / "projects"
-    own.mkdir()
-    os.chmod(own, 0o755)
-    (own / "notes.txt").write_text("mine")
-    env = {**os.environ, "TD_CONFIG_DIR": str(own), "TD_LOG_DIR": str(tmp_path / "logs2")}
+    own_log = tmp_path / "var" / "log"
+    for directory, other in ((own, "notes.txt"), (own_log, "syslog")):
+        directory.mkdir(parents=True)
+        os.chmod(directory, 0o755)
+        (directory / other).write_text("not tdgui's")
+    env = {**os.environ, "TD_CONFIG_DIR": str(own), "TD_LOG_DIR": str(own_log)}
     code, err = tdgui(COMMANDS[2], env)
     assert code == 0, err
+    assert (own_log / "tdgui.log").exists()
     assert stat.S_IMODE(own.stat().st_mode) == 0o755
+    assert stat.S_IMODE(own_log.stat().st_mode) == 0o755
     assert stat.S_IMODE((own / "accounts.json").stat().st_mode) == 0o600
 
     # Missing directories: every level created 0700, whatever the umask.
@@ -94,5 +99,6 @@ def test_shared_dirs_are_refused_and_left_alone(tmp_path: Path, figure) -> None:
     figure(
         f"row 32: as root, {checked} commands (read-only and writing) with TD_CONFIG_DIR or "
         f"TD_LOG_DIR on {len(SHARED)} kinds of shared directory: 0 modes changed, every one "
-        "refused with exit 2 naming the directory; own non-tdgui dir kept 0755; new dirs 0700"
+        "refused with exit 2 naming the directory; own non-tdgui dirs (a config dir, a log dir) "
+        "kept 0755; new dirs 0700"
     )
