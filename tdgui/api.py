@@ -14,7 +14,7 @@ from typing import Any
 import requests
 
 from tdgui.cache import DiskCache, MemCache, SQLCache, TokenCache
-from tdgui.core import providers
+from tdgui.core import hardening, providers
 from tdgui.core.accounts import AccountDraft, AccountManager
 from tdgui.core.config import Account
 from tdgui.core.environment import Environment
@@ -29,6 +29,7 @@ from tdgui.core.tokens import TokenSet
 __all__ = ["Accounts", "DiskCache", "MemCache", "SQLCache", "api", "get_token", "session"]
 
 log = logging.getLogger(__name__)
+hardening.disable_core_dumps(library=True)  # the script will hold tokens: no core file of them
 
 #: How long a browser login waits for the redirect (RFC 8252 loopback listener).
 LOGIN_TIMEOUT = 300.0

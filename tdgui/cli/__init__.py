@@ -48,6 +48,9 @@ def _setup_logging(debug: bool, env: Environment) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from tdgui.core.hardening import disable_core_dumps
+
+    disable_core_dumps()  # first: every tdgui process may hold secrets (issue 11 #15)
     if list(sys.argv[1:] if argv is None else argv) == ["--login-child"]:
         # The login view's process needs Qt and the login protocol, not the parser's imports
         # (config, stores): it is started with exactly this one argument (tdgui.qt.login.parent).

@@ -12,7 +12,7 @@ from typing import Any
 
 from tdgui.core import paths, providers
 from tdgui.core.errors import ConfigError, UsageError
-from tdgui.core.fsutil import FILE_MODE, atomic_write, private_dir
+from tdgui.core.fsutil import CONFIG_LIMIT, atomic_write, check_not_shared, kernel_lock, read_private_text
 from tdgui.core.providers import Provider
 from tdgui.core.stores import STORE_KINDS
 
@@ -49,7 +49,7 @@ class Account:
     exports: tuple[ExportTarget, ...] = ()
 
     def validate(self) -> Account:
-        if not ACCOUNT_NAME.match(self.name):
+        if not ACCOUNT_NAME.fullmatch(self.name):
             raise UsageError(f"invalid account name {self.name!r}: use letters, digits, '.', '_' or '-'")
         if self.provider not in providers.PROVIDER_NAMES:
             raise UsageError(
@@ -208,15 +208,13 @@ class Config:
         return self.directory / "accounts.json"
 
     def _lock(self) -> Any:
-        from filelock import FileLock
-
-        private_dir(self.directory)
-        # mode: 0600 whatever the umask, also for a lock file that exists already.
-        return FileLock(str(self.directory / ".accounts.lock"), timeout=10, mode=FILE_MODE)
+        # 0600 whatever the umask; a read-only dir or a planted non-file: LockUnavailable (exit 5).
+        return kernel_lock(self.directory / ".accounts.lock", 10)
 
     def load(self) -> ConfigFile:
+        check_not_shared(self.directory)  # a planted accounts.json could name any token URL
         try:
-            text = self.path.read_text(encoding="utf-8")
+            text = read_private_text(self.path, CONFIG_LIMIT)  # FIFO/device/huge: refused, no hang
         except FileNotFoundError:
             return ConfigFile()
         except UnicodeDecodeError:
@@ -256,7 +254,10 @@ class Config:
             "accounts": [a.to_dict() for a in data.accounts.values()],
             "settings": asdict(data.settings),
         }
-        atomic_write(self.path, json.dumps(body, indent=2) + "\n")
+        try:
+            atomic_write(self.path, json.dumps(body, indent=2) + "\n")
+        except OSError as exc:  # read-only or foreign config dir: a clear error, not a traceback
+            raise ConfigError(f"cannot write {self.path}: {exc.strerror or exc}") from None
 
     def accounts(self) -> list[Account]:
         return list(self.load().accounts.values())

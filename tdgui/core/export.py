@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 from pathlib import Path
 from typing import Any
 
 from tdgui.core.errors import UsageError
-from tdgui.core.fsutil import atomic_write
+from tdgui.core.fsutil import NotRegularFile, atomic_write
 from tdgui.core.tokens import TokenSet
 
 FORMATS = ("schwab-py", "tda-api", "json")
@@ -43,10 +45,26 @@ def render(tokens: TokenSet, fmt: str) -> dict[str, Any]:
     raise UsageError(f"unknown export format {fmt!r}: choose one of {', '.join(FORMATS)}")
 
 
+def target_path(path: Path) -> Path:
+    """The absolute path an export is written to and recorded as, links NOT resolved.
+
+    Issue 11 #5: `resolve()` turned a symlink planted at the target (or on the way, in a
+    shared sticky directory) into the path of another file, which the export then replaced
+    (and `--keep-synced` replaced again after every refresh). abspath only normalises text.
+    """
+    return Path(os.path.abspath(path.expanduser()))
+
+
 def write_export(tokens: TokenSet, fmt: str, path: Path) -> None:
-    """Write atomically, 0600 (the file holds live tokens)."""
+    """Write atomically, 0600 (the file holds live tokens), never through a symlink."""
     body = render(tokens, fmt)
+    target = target_path(path)
     try:
-        atomic_write(path, json.dumps(body, indent=2) + "\n", own_dir=False)
+        atomic_write(target, json.dumps(body, indent=2) + "\n", own_dir=False)
+    except NotRegularFile as exc:
+        raise UsageError(f"cannot write {target}: {exc.strerror}") from None
     except OSError as exc:
-        raise UsageError(f"cannot write {path}: {exc.strerror}") from None
+        reason = exc.strerror or type(exc).__name__
+        if exc.errno == errno.ELOOP:
+            reason += "; tdgui does not follow it"
+        raise UsageError(f"cannot write {target}: {reason}") from None

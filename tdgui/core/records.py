@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import logging
 import math
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 from tdgui.core.clock import boot_reference
-from tdgui.core.fsutil import atomic_write
+from tdgui.core.fsutil import STATUS_LIMIT, atomic_write, read_private_text
 from tdgui.core.tokens import TokenTimes
+
+log = logging.getLogger(__name__)
 
 #: The wall clock may lag real time by this much before tdgui stops believing it (NTP steps).
 CLOCK_TOLERANCE = 30.0
@@ -118,7 +121,7 @@ class StatusRecords:
 
     def read(self, name: str) -> RefreshRecord:
         try:
-            body = json.loads(self.path(name).read_text(encoding="utf-8"))
+            body = json.loads(read_private_text(self.path(name), STATUS_LIMIT))
             if not isinstance(body, dict):
                 return RefreshRecord()
             times = body.pop("times", None)
@@ -134,7 +137,10 @@ class StatusRecords:
         return record
 
     def save(self, name: str, record: RefreshRecord) -> None:
-        atomic_write(self.path(name), json.dumps(asdict(record)))
+        try:
+            atomic_write(self.path(name), json.dumps(asdict(record)))
+        except OSError as exc:  # bookkeeping only: an unusable status/ must not fail `token`
+            log.warning("could not write the status record of %s: %s", name, exc.strerror or exc)
 
     def delete(self, name: str) -> None:
         self.path(name).unlink(missing_ok=True)

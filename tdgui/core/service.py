@@ -9,7 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from tdgui.core import export, flow, schedule
+from tdgui.core import export, flow, fsutil, schedule
 from tdgui.core.clock import SYSTEM_CLOCK, Clock
 from tdgui.core.config import Account, Config, ExportTarget
 from tdgui.core.environment import HttpSettings
@@ -22,7 +22,6 @@ from tdgui.core.errors import (
     TdguiError,
     UsageError,
 )
-from tdgui.core.fsutil import FILE_MODE, private_dir
 from tdgui.core.logs import SECRETS
 from tdgui.core.providers import Provider
 from tdgui.core.records import RefreshRecord, StatusRecords
@@ -191,15 +190,12 @@ class TokenService:
     @contextmanager
     def refresh_lock(self, name: str) -> Iterator[None]:
         """Kernel lock (flock on POSIX): released by the kernel if the holder dies."""
-        from filelock import FileLock, Timeout
+        from filelock import Timeout
 
-        # Every token write happens under this lock: keep the config dir itself 0700 too (a
-        # pre-existing 0755 one, or one a store created with its parents under a loose umask).
-        private_dir(self.directory)
-        lock_dir = private_dir(self.directory / "locks")
-        lock = FileLock(str(lock_dir / f"{name}.lock"), timeout=LOCK_TIMEOUT, mode=FILE_MODE)
         try:
-            with lock:
+            with fsutil.kernel_lock(
+                self.directory / "locks" / f"{name}.lock", LOCK_TIMEOUT, root=self.directory
+            ):
                 yield
         except Timeout:
             raise ProviderError(
@@ -285,7 +281,7 @@ class TokenService:
             raise LoginRequired(f"the refresh token of {name!r} has expired: log in again")
         try:
             return self._refresh(account, provider, tokens, force=False)
-        except ProviderError:
+        except (ProviderError, fsutil.LockUnavailable):
             if tokens.access_valid(self._record_for(account).real_now(tokens.times(), self.clock.now())):
                 log.warning("refresh of %s failed; serving the still-valid access token", name)
                 return tokens
@@ -418,7 +414,7 @@ class TokenService:
         tokens = self.read_tokens(account)
         if tokens is None:
             raise _no_tokens(name)
-        target = ExportTarget(format=fmt, path=str(path.expanduser().resolve()))
+        target = ExportTarget(format=fmt, path=str(export.target_path(path)))
         export.write_export(tokens, fmt, Path(target.path))
         if keep_synced:
             kept = (*tuple(e for e in account.exports if e.path != target.path), target)

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import os
-import stat
 from pathlib import Path
 
+from tdgui.core import fsutil
 from tdgui.core.errors import StoreUnavailable, UsageError
 
 
@@ -25,19 +24,16 @@ def encode_value(value: str) -> bytes:
 
 
 def refuse_shared_dir(directory: Path) -> None:
-    """StoreUnavailable if `directory` is a shared sticky directory such as /tmp.
+    """StoreUnavailable if `directory` is shared: sticky (like /tmp), world-writable or another user's.
 
-    Every write forces the store's directory to 0700 (fsutil.private_dir); doing that to
-    /tmp (possible as root) would break the whole system, and tokens do not belong there.
+    Every write keeps the store's directory 0700 (fsutil.private_dir); tdgui must never chmod
+    a directory it did not create (issue 11 #13: as root that broke /tmp), and tokens do not
+    belong in a shared one.
     """
-    if os.name != "posix":
-        return
     try:
-        mode = directory.stat().st_mode
+        st = directory.stat()
     except OSError:
         return  # missing: private_dir creates it 0700; other errors surface on use
-    if mode & stat.S_ISVTX:
-        raise StoreUnavailable(
-            f"{directory} is a shared directory (sticky bit, like /tmp): "
-            "keep tokens in a private directory of your own"
-        )
+    reason = fsutil.shared_reason(st)
+    if reason:
+        raise StoreUnavailable(f"{directory} is {reason}: keep tokens in a private directory of your own")

@@ -12,7 +12,7 @@ _KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}(/(tokens|secret))?$")
 
 def check_key(key: str) -> str:
     """Keys are `ACCOUNT/tokens` or `ACCOUNT/secret` (account names are [A-Za-z0-9._-])."""
-    if not _KEY.match(key):
+    if not _KEY.fullmatch(key):
         raise UsageError(f"invalid store key {key!r}")
     return key
 

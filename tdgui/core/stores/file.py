@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import time
 from pathlib import Path
@@ -46,9 +47,15 @@ class FileStore(TokenStore):
         path = self.path_for(key)
         try:
             # Bytes, not read_text(): universal-newline translation would turn "\r\n" into "\n".
-            raw = path.read_bytes()
+            # Bounded and non-blocking: a FIFO or a link to /dev/zero planted here must not
+            # hang `tdgui token` or eat memory (issue 11 #14).
+            raw = fsutil.read_private_bytes(path, fsutil.RECORD_LIMIT)
         except FileNotFoundError:
             return None
+        except (fsutil.NotRegularFile, fsutil.FileTooLarge) as exc:
+            raise StoredDataError(
+                f"token file {exc.strerror} (damaged or planted?): remove it and log in again"
+            ) from None
         except OSError as exc:
             raise self._unavailable("read", path, exc) from exc
         try:
@@ -106,6 +113,14 @@ class FileStore(TokenStore):
     @staticmethod
     def _unavailable(action: str, path: Path, exc: OSError) -> StoreUnavailable:
         reason = exc.strerror or type(exc).__name__
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            # Issue 11 #9: say plainly that nothing was stored. atomic_write wrote a temp file
+            # and renames only after fsync succeeded, so the old record is still whole.
+            return StoreUnavailable(
+                f"cannot {action} token file {path}: the disk is full ({reason}); the file "
+                "was left as it was, so any new tokens were NOT saved. Free some space; if "
+                "the provider rotated the refresh token, log in again"
+            )
         return StoreUnavailable(
             f"cannot {action} token file {path}: {reason}. "
             "Check that the directory exists, is yours and is writable (mode 0700), "

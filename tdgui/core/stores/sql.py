@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import sqlite3
+import stat
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -115,8 +117,13 @@ class SQLStore(TokenStore):
         """
         refuse_shared_dir(self.path.parent)
         fsutil.private_dir(self.path.parent)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, fsutil.FILE_MODE)
+        # O_NONBLOCK + fstat: a FIFO or a device planted as the database must be refused,
+        # not handed to SQLite, whose reads would block or never end (issue 11 #14).
+        flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+        fd = os.open(self.path, flags, fsutil.FILE_MODE)
         try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise fsutil.NotRegularFile(errno.EINVAL, "not a regular file", str(self.path))
             if os.name == "posix":
                 os.fchmod(fd, fsutil.FILE_MODE)  # fixes a pre-existing 0644 file, any umask
         finally:
