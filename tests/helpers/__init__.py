@@ -1,0 +1,1 @@
+"""Test helpers that are not fixtures of one directory: the private PostgreSQL server."""
