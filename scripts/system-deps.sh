@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages tdgui needs (docs/platform.md) — only those missing,
-# so a developer's own desktop is left alone. postgresql is for the tests' private server
-# (started by tests/helpers/postgres.py in a temp dir; it need not run as a service). Needs root (or sudo) only when something is missing.
+# so a developer's own desktop is left alone. Needs root (or sudo) only when something is missing.
+# postgresql: the tests start a private server from its binaries (tests/helpers/postgres.py).
 set -euo pipefail
 pkgs=(
   libegl1 libgl1 libx11-6 libx11-xcb1 libxcomposite1 libxdamage1 libxext6 libxfixes3

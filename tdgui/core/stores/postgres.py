@@ -83,6 +83,8 @@ class PostgresStore(TokenStore):
         if not _SCHEMA_NAME.match(schema):
             raise UsageError(f"invalid schema name {schema!r}: use lower-case letters, digits and _")
         self.target: PgTarget = parse_url(url, allow_insecure=allow_insecure)
+        #: The URL as given (it never carries a password: parse_url refuses one).
+        self.url = url
         self.key = key
         self.schema = schema
         self.lock_wait = lock_wait
