@@ -215,10 +215,10 @@ class PostgresStore(TokenStore):
                     if fresh:
                         self._discard()
                         self._conn = self._open()
-                        if not self._schema_ready:
-                            self._migrate(self._conn)
-                            self._schema_ready = True
                     assert self._conn is not None
+                    if not self._schema_ready:
+                        self._migrate(self._conn)
+                        self._schema_ready = True
                     return action(self._conn)
                 except (StoreUnavailable, StoredDataError):
                     raise
@@ -292,7 +292,7 @@ class PostgresStore(TokenStore):
 
     def _unavailable(self, exc: BaseException) -> StoreUnavailable:
         """StoreUnavailable naming the database and the way out; never a password."""
-        text = SECRETS.mask(" ".join(str(exc).split()))[:300] or type(exc).__name__
+        text = SECRETS.mask(" ".join(str(exc).split()))[:300].rstrip(". ") or type(exc).__name__
         lower = text.lower()
         if "password" in lower or "authentication" in lower:
             hint = ("check the database user and password (the keyring entry, ~/.pgpass or "
@@ -303,8 +303,10 @@ class PostgresStore(TokenStore):
                     "in the URL must be one the certificate names")
         elif "permission denied" in lower:
             hint = "the role lacks rights on tdgui's tables: grant them as docs/postgres.md shows"
-        else:
+        elif "connection" in lower or "timeout" in lower or "host" in lower:
             hint = "check that the server is running and reachable (host, port, firewall)"
+        else:
+            hint = "the server refused tdgui's statement: see its log and docs/postgres.md"
         return StoreUnavailable(f"PostgreSQL {self.where} cannot be used: {text}. {hint}, "
                                 "or choose another store with --store")
 

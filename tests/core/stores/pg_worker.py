@@ -64,9 +64,12 @@ def wait() -> None:
 
 def migrate() -> None:
     """Open a store on a schema nobody created yet, all at the same moment."""
+    s = store()
+    # Connected before the start signal (a TLS handshake takes longer than the migration),
+    # so every process reaches the empty schema at the same moment.
+    s._conn = s._open()
     print("ready", flush=True)
     sys.stdin.readline()
-    s = store()
     s.write(f"m{os.getpid()}/tokens", "x")
     print("ok", flush=True)
 
