@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from helpers.postgres import postgres_server  # noqa: F401 - the session's private PostgreSQL
 
 # Tests run headless and (in CI) as root: Chromium refuses to start as root with its sandbox.

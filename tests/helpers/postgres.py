@@ -62,7 +62,9 @@ def make_ca(common_name: str) -> tuple[ec.EllipticCurvePrivateKey, x509.Certific
         .not_valid_before(now - datetime.timedelta(minutes=5))
         .not_valid_after(now + datetime.timedelta(days=2))
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True)
+        .add_extension(
+            x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True
+        )
         .sign(key, hashes.SHA256())
     )
     return key, cert
@@ -187,8 +189,20 @@ def start_server() -> PgServer:
         for path in (base, server.socket_dir):
             os.chown(path, owner.pw_uid, owner.pw_gid)
     subprocess.run(
-        [*as_user, str(bin_dir / "initdb"), "-D", str(server.data_dir), "-A", "trust", "-U", "postgres",
-         "-E", "UTF8", "--locale=C", "--no-sync"],
+        [
+            *as_user,
+            str(bin_dir / "initdb"),
+            "-D",
+            str(server.data_dir),
+            "-A",
+            "trust",
+            "-U",
+            "postgres",
+            "-E",
+            "UTF8",
+            "--locale=C",
+            "--no-sync",
+        ],
         check=True,
         capture_output=True,
         timeout=120,

@@ -112,9 +112,7 @@ def parse_url(url: str, *, allow_insecure: bool = False) -> PgTarget:
                 "use sslmode=verify-full (or require), or allow it explicitly for a network you trust"
             )
         elif sslmode == "require":
-            log.warning(
-                "sslmode=require to %s encrypts but does not check the server's certificate", hosts
-            )
+            log.warning("sslmode=require to %s encrypts but does not check the server's certificate", hosts)
     if sslmode is not None:
         params["sslmode"] = sslmode
     return PgTarget(params=params, loopback=loopback, sslmode=sslmode, where=_where(params, hosts))

@@ -186,8 +186,9 @@ class PostgresStore(TokenStore):
             except Exception:
                 # The server already freed it with the lost session; another machine may
                 # have taken it meanwhile, so say so (the tokens were written regardless).
-                log.warning("the refresh lock of %s was lost while held (connection to %s ended)",
-                            name, self.where)
+                log.warning(
+                    "the refresh lock of %s was lost while held (connection to %s ended)", name, self.where
+                )
         finally:
             conn.close()
 
@@ -281,8 +282,13 @@ class PostgresStore(TokenStore):
                         for statement in step:
                             conn.execute(self._sql.format(statement))
                     conn.execute(self._sql.set_version, (SCHEMA_VERSION,))
-                    log.info("tdgui schema %s %s: version %d -> %d", self.schema, self.where,
-                             version, SCHEMA_VERSION)
+                    log.info(
+                        "tdgui schema %s %s: version %d -> %d",
+                        self.schema,
+                        self.where,
+                        version,
+                        SCHEMA_VERSION,
+                    )
         except errors.InsufficientPrivilege:
             raise StoreUnavailable(
                 f"the role {self.where} may not create tdgui's schema {self.schema!r}: connect once "
@@ -295,20 +301,22 @@ class PostgresStore(TokenStore):
         text = SECRETS.mask(" ".join(str(exc).split()))[:300].rstrip(". ") or type(exc).__name__
         lower = text.lower()
         if "password" in lower or "authentication" in lower:
-            hint = ("check the database user and password (the keyring entry, ~/.pgpass or "
-                    "PGPASSWORD)")
+            hint = "check the database user and password (the keyring entry, ~/.pgpass or PGPASSWORD)"
         elif "certificate" in lower or "ssl" in lower or "tls" in lower:
-            hint = ("check the server's TLS certificate and the root CA given by sslrootcert or "
-                    "PGSSLROOTCERT (sslrootcert=system trusts the system's CAs); the host name "
-                    "in the URL must be one the certificate names")
+            hint = (
+                "check the server's TLS certificate and the root CA given by sslrootcert or "
+                "PGSSLROOTCERT (sslrootcert=system trusts the system's CAs); the host name "
+                "in the URL must be one the certificate names"
+            )
         elif "permission denied" in lower:
             hint = "the role lacks rights on tdgui's tables: grant them as docs/postgres.md shows"
         elif "connection" in lower or "timeout" in lower or "host" in lower:
             hint = "check that the server is running and reachable (host, port, firewall)"
         else:
             hint = "the server refused tdgui's statement: see its log and docs/postgres.md"
-        return StoreUnavailable(f"PostgreSQL {self.where} cannot be used: {text}. {hint}, "
-                                "or choose another store with --store")
+        return StoreUnavailable(
+            f"PostgreSQL {self.where} cannot be used: {text}. {hint}, or choose another store with --store"
+        )
 
 
 class _Queries:

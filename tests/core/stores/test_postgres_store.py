@@ -65,7 +65,8 @@ def set_row(server: PgServer, schema: str, account: str, name: str, key_id: byte
     with server.admin() as conn:
         conn.execute(
             f'INSERT INTO "{schema}".records (account, name, key_id, ciphertext) VALUES (%s, %s, %s, %s) '
-            "ON CONFLICT (account, name) DO UPDATE SET key_id = excluded.key_id, ciphertext = excluded.ciphertext",
+            "ON CONFLICT (account, name) DO UPDATE "
+            "SET key_id = excluded.key_id, ciphertext = excluded.ciphertext",
             (account, name, key_id, blob),
         )
 
@@ -102,7 +103,9 @@ def test_records_are_encrypted_at_rest(postgres_server: PgServer, schema: str, o
     assert postgres_server.password not in description and store.key.encode() not in description
 
 
-def test_wrong_key_neither_reads_nor_overwrites(postgres_server: PgServer, schema: str, opened: list[Any]) -> None:
+def test_wrong_key_neither_reads_nor_overwrites(
+    postgres_server: PgServer, schema: str, opened: list[Any]
+) -> None:
     right = make(postgres_server, schema, opened)
     right.write("alice/tokens", TOKENS)
     before = row(postgres_server, schema, "alice", "tokens")
@@ -138,7 +141,14 @@ def test_damaged_rows_fail_typed_and_stay_as_they_are(
     elif damage == "truncated":
         set_row(postgres_server, schema, "alice", "tokens", key_id, blob[: len(blob) - 5])
     elif damage == "swapped":  # alice's row where bob's was
-        set_row(postgres_server, schema, "alice", "tokens", key_id, row(postgres_server, schema, "bob", "tokens")[1])  # type: ignore[index]
+        set_row(
+            postgres_server,
+            schema,
+            "alice",
+            "tokens",
+            key_id,
+            row(postgres_server, schema, "bob", "tokens")[1],
+        )  # type: ignore[index]
     else:
         set_row(postgres_server, schema, "alice", "tokens", b"\x00" * 8, blob)
     damaged = row(postgres_server, schema, "alice", "tokens")
@@ -154,7 +164,9 @@ def test_damaged_rows_fail_typed_and_stay_as_they_are(
     assert fresh.read("bob/tokens") == '{"access_token": "bob-token-value"}'
 
 
-def test_newer_schema_is_refused_and_left_alone(postgres_server: PgServer, schema: str, opened: list[Any]) -> None:
+def test_newer_schema_is_refused_and_left_alone(
+    postgres_server: PgServer, schema: str, opened: list[Any]
+) -> None:
     make(postgres_server, schema, opened).write("alice/tokens", "x")
     with postgres_server.admin() as conn:
         conn.execute(f'UPDATE "{schema}".schema_version SET version = %s', (SCHEMA_VERSION + 1,))
@@ -162,7 +174,9 @@ def test_newer_schema_is_refused_and_left_alone(postgres_server: PgServer, schem
         make(postgres_server, schema, opened).read("alice/tokens")
     assert "update tdgui" in str(caught.value) and caught.value.exit_code == 5
     with postgres_server.admin() as conn:
-        assert conn.execute(f'SELECT version FROM "{schema}".schema_version').fetchall() == [(SCHEMA_VERSION + 1,)]
+        assert conn.execute(f'SELECT version FROM "{schema}".schema_version').fetchall() == [
+            (SCHEMA_VERSION + 1,)
+        ]
 
 
 # ----------------------------------------------------------------------------- URL and TLS rules
@@ -185,7 +199,9 @@ def test_url_with_a_password_is_refused_without_showing_it(url: str) -> None:
 
 
 @pytest.mark.parametrize("mode", ["disable", "allow", "prefer"])
-def test_weak_tls_to_another_machine_is_refused_unless_allowed(mode: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_weak_tls_to_another_machine_is_refused_unless_allowed(
+    mode: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     key = RecordKey.generate()
     with pytest.raises(UsageError) as caught:
         PostgresStore(f"postgresql://tdgui@db.example/trading?sslmode={mode}", key=key)
@@ -204,11 +220,15 @@ def test_tls_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("PGSSLMODE", raising=False)
     key = RecordKey.generate()
     assert PostgresStore("postgresql://tdgui@db.example/trading", key=key).target.sslmode == "verify-full"
-    assert PostgresStore("postgresql://tdgui@db.example/t?sslmode=require", key=key).target.sslmode == "require"
+    assert (
+        PostgresStore("postgresql://tdgui@db.example/t?sslmode=require", key=key).target.sslmode == "require"
+    )
     # On this machine libpq's own default stands (a Unix socket or loopback never leaves it).
     for local in ("postgresql://tdgui@localhost/t", "postgresql://tdgui@127.0.0.1/t", "host=/run/postgresql"):
         assert PostgresStore(local, key=key).target.loopback
-    assert PostgresStore("postgresql://tdgui@127.0.0.1/t?sslmode=disable", key=key).target.sslmode == "disable"
+    assert (
+        PostgresStore("postgresql://tdgui@127.0.0.1/t?sslmode=disable", key=key).target.sslmode == "disable"
+    )
     with pytest.raises(UsageError):
         PostgresStore("postgresql://tdgui@db.example/t?sslmode=bogus", key=key)
     with pytest.raises(UsageError):
@@ -216,11 +236,15 @@ def test_tls_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def _named_host_url(server: PgServer, host: str, **query: str) -> str:
-    q = "&".join(["hostaddr=127.0.0.1", f"sslrootcert={server.ca_file}", *(f"{k}={v}" for k, v in query.items())])
+    q = "&".join(
+        ["hostaddr=127.0.0.1", f"sslrootcert={server.ca_file}", *(f"{k}={v}" for k, v in query.items())]
+    )
     return f"postgresql://{server.user}@{host}:{server.port}/{server.dbname}?{q}"
 
 
-def test_verify_full_by_default_to_a_named_host(postgres_server: PgServer, schema: str, opened: list[Any]) -> None:
+def test_verify_full_by_default_to_a_named_host(
+    postgres_server: PgServer, schema: str, opened: list[Any]
+) -> None:
     store = make(postgres_server, schema, opened, url=_named_host_url(postgres_server, "db.test"))
     assert store.target.sslmode == "verify-full"
     store.write("alice/tokens", TOKENS)
@@ -228,7 +252,9 @@ def test_verify_full_by_default_to_a_named_host(postgres_server: PgServer, schem
     assert store._conn is not None and store._conn.pgconn.ssl_in_use
 
 
-def test_loopback_without_tls_works_when_asked(postgres_server: PgServer, schema: str, opened: list[Any]) -> None:
+def test_loopback_without_tls_works_when_asked(
+    postgres_server: PgServer, schema: str, opened: list[Any]
+) -> None:
     url = postgres_server.url(sslmode="disable")
     store = make(postgres_server, schema, opened, url=url)
     store.write("alice/tokens", "x")
@@ -244,7 +270,9 @@ def test_wrong_root_ca(postgres_server: PgServer, schema: str, opened: list[Any]
     assert "certificate" in str(error) and "sslrootcert" in str(error)
 
 
-def test_host_name_the_certificate_does_not_name(postgres_server: PgServer, schema: str, opened: list[Any]) -> None:
+def test_host_name_the_certificate_does_not_name(
+    postgres_server: PgServer, schema: str, opened: list[Any]
+) -> None:
     url = _named_host_url(postgres_server, "other.test")
     error = unavailable_fast(make(postgres_server, schema, opened, url=url), postgres_server.password)
     assert "certificate" in str(error)
@@ -331,7 +359,14 @@ def test_least_privilege_role(postgres_server: PgServer, schema: str, opened: li
         conn.execute(f'GRANT USAGE ON SCHEMA "{schema}" TO {role}')
         conn.execute(f'GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA "{schema}" TO {role}')
     try:
-        app = make(postgres_server, schema, opened, url=postgres_server.url(user=role), key=owner.key, password=password)
+        app = make(
+            postgres_server,
+            schema,
+            opened,
+            url=postgres_server.url(user=role),
+            key=owner.key,
+            password=password,
+        )
         app.write("alice/tokens", TOKENS)
         assert owner.read("alice/tokens") == TOKENS
         with app.refresh_lock("alice"):

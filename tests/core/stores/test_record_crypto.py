@@ -42,7 +42,12 @@ def test_key_never_shows_in_repr_or_logs() -> None:
         (lambda t: t + "A", "cut off"),
         (lambda t: t[:-3] + "!!!", "characters"),
         (lambda t: t[:-9] + ("B" if t[-9] != "B" else "C") + t[-8:], "checksum"),
-        (lambda t: t[: len(KEY_PREFIX)] + ("x" if t[len(KEY_PREFIX)] != "x" else "y") + t[len(KEY_PREFIX) + 1 :], "checksum"),
+        (
+            lambda t: (
+                t[: len(KEY_PREFIX)] + ("x" if t[len(KEY_PREFIX)] != "x" else "y") + t[len(KEY_PREFIX) + 1 :]
+            ),
+            "checksum",
+        ),
         (lambda t: "", "starts with"),
     ],
 )
