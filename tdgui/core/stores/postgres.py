@@ -187,7 +187,9 @@ class PostgresStore(TokenStore):
                 # The server already freed it with the lost session; another machine may
                 # have taken it meanwhile, so say so (the tokens were written regardless).
                 log.warning(
-                    "the refresh lock of %s was lost while held (connection to %s ended)", name, self.where
+                    "the refresh lock of %s was lost while held (its connection to PostgreSQL %s ended)",
+                    name,
+                    self.where,
                 )
         finally:
             conn.close()

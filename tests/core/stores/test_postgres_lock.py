@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
@@ -49,6 +50,7 @@ class Machines:
             [sys.executable, str(WORKER), *args],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
             env=self.env(machine, **extra),
             cwd=REPO,
             text=True,
@@ -61,7 +63,7 @@ class Machines:
             if proc.poll() is None:
                 proc.kill()
             proc.wait(10)
-            for stream in (proc.stdin, proc.stdout):
+            for stream in (proc.stdin, proc.stdout, proc.stderr):
                 if stream is not None:
                     stream.close()
 
@@ -78,6 +80,20 @@ def go(procs: list[subprocess.Popen[str]]) -> None:
         assert proc.stdin is not None
         proc.stdin.write("go\n")
         proc.stdin.flush()
+
+
+def wait_until_queued(server: PgServer, waiters: int = 1) -> None:
+    """Until `waiters` sessions wait for an advisory lock (seen in pg_locks, not guessed by a sleep)."""
+    deadline = time.monotonic() + 20
+    with server.admin() as conn:
+        while time.monotonic() < deadline:
+            row = conn.execute(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+            ).fetchone()
+            if row is not None and row[0] >= waiters:
+                return
+            time.sleep(0.05)
+    raise AssertionError("no process queued on the lock within 20 s")
 
 
 @pytest.fixture
@@ -104,9 +120,9 @@ def test_eight_processes_on_two_machines_hold_the_lock_one_at_a_time(machines: M
     outputs = []
     for proc in procs:
         assert proc.stdout is not None
-        out, _ = proc.communicate(timeout=120)
+        out, err = proc.communicate(timeout=120)
         outputs.append(out)
-        assert proc.returncode == 0
+        assert proc.returncode == 0, err
     text = "".join(outputs)
     assert "OVERLAP" not in text
     assert text.count("round") == 8 * rounds
@@ -123,7 +139,7 @@ def test_sigkilled_holder_frees_the_lock_for_another_machine(machines: Machines)
     assert line(holder) == "held"
     waiter = machines.start(1, "wait")
     assert line(waiter) == "ready"
-    time.sleep(0.5)  # the waiter is queued on the lock by now
+    wait_until_queued(machines.server)
     assert waiter.poll() is None
     killed_at = time.monotonic()
     holder.send_signal(signal.SIGKILL)
@@ -181,11 +197,36 @@ def test_concurrent_first_start_migrates_once(machines: Machines) -> None:
     procs = [machines.start(i % 2, "migrate") for i in range(8)]
     go(procs)
     for proc in procs:
-        out, _ = proc.communicate(timeout=60)
-        assert proc.returncode == 0, out
+        out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0, err
         assert out.strip() == "ok"
     with machines.server.admin() as conn:
         rows = conn.execute(f'SELECT version FROM "{machines.schema}".schema_version').fetchall()
         count = conn.execute(f'SELECT count(*) FROM "{machines.schema}".records').fetchone()
     assert rows == [(SCHEMA_VERSION,)]
     assert count == (8,)
+
+
+def test_server_restart_while_the_lock_is_held(machines: Machines, caplog: pytest.LogCaptureFixture) -> None:
+    """No deadlock and nothing lost: the waiter fails cleanly, the holder's write lands, rows decrypt."""
+    holder = _store(machines, lock_wait=5.0)
+    holder.write("acct/tokens", "before the restart")
+    with caplog.at_level(logging.WARNING), holder.refresh_lock("acct"):
+        waiter = machines.start(1, "wait", TDGUI_TEST_PG_LOCK_WAIT="30")
+        assert line(waiter) == "ready"
+        wait_until_queued(machines.server)
+        machines.server.stop()
+        machines.server.start()
+        holder.write("acct/tokens", "written after the restart")  # a new connection
+    assert "lost while held" in caplog.text
+    _, err = waiter.communicate(timeout=20)  # its wait ended with its session, well before 30 s
+    assert waiter.returncode != 0 and "StoreUnavailable" in err and "127.0.0.1" in err
+    assert machines.server.password not in err
+    other = _store(machines, lock_wait=1.0)
+    try:
+        assert other.read("acct/tokens") == "written after the restart"
+        with other.refresh_lock("acct"):  # free: it died with the holder's session
+            pass
+    finally:
+        other.close()
+        holder.close()
