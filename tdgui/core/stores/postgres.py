@@ -130,6 +130,14 @@ class PostgresStore(TokenStore):
         account, name = _split(key)
         self._run(lambda c: c.execute(self._sql.delete, (account, name)))
 
+    def delete_account(self, account: str) -> int:
+        """Delete every record of `account`, whatever key wrote it (for `share` over an old
+        copy, or removing an account); returns how many rows went."""
+        check_key(account)
+        if "/" in account:
+            raise UsageError(f"delete_account takes an account name, not a key ({account!r})")
+        return int(self._run(lambda c: c.execute(self._sql.delete_account, (account,)).rowcount))
+
     def describe(self) -> str:
         tls = f"TLS {self.target.sslmode}" if self.target.sslmode else "TLS as libpq chooses"
         return (
@@ -338,6 +346,7 @@ class _Queries:
             "WHERE r.key_id = excluded.key_id"
         )
         self.delete = self.format("DELETE FROM {s}.records WHERE account = %s AND name = %s")
+        self.delete_account = self.format("DELETE FROM {s}.records WHERE account = %s")
         self.version = self.format("SELECT version FROM {s}.schema_version")
         self.set_version = self.format(
             "INSERT INTO {s}.schema_version (singleton, version) VALUES (true, %s) "

@@ -122,6 +122,13 @@ def test_wrong_key_neither_reads_nor_overwrites(
     assert right.read("alice/tokens") == TOKENS
     wrong.write("carol/tokens", "its own account is fine")
     assert wrong.read("carol/tokens") == "its own account is fine"
+    # Sharing the account again with a new key: its old rows go first, whatever key wrote them.
+    assert wrong.delete_account("alice") == 1
+    wrong.write("alice/tokens", "shared again")
+    assert wrong.read("alice/tokens") == "shared again"
+    assert wrong.read("carol/tokens") == "its own account is fine"
+    with pytest.raises(UsageError):
+        wrong.delete_account("alice/tokens")
 
 
 @pytest.mark.parametrize("damage", ["tampered", "truncated", "swapped", "relabelled key id"])
