@@ -37,7 +37,8 @@ TCP_USER_TIMEOUT_MS = 6000
 #: sslmode values that encrypt; verify-ca/verify-full also check the server's certificate.
 _ENCRYPTING = ("require", "verify-ca", "verify-full")
 _SSLMODES = ("disable", "allow", "prefer", *_ENCRYPTING)
-_URL_PASSWORD = re.compile(r"^(postgres(?:ql)?://[^:/@?#]*:)([^@/?#]*)(@)", re.IGNORECASE)
+# Unanchored: libpq quotes the whole URI in some parse errors ('... in URI: "postgresql://...').
+_URL_PASSWORD = re.compile(r"(postgres(?:ql)?://[^:/@?#\s\"']*:)([^@/?#\s\"']*)(@)", re.IGNORECASE)
 _PARAM_PASSWORD = re.compile(r"(?i)(\bpassword\s*=\s*)('(?:[^'\\]|\\.)*'|[^\s&]*)")
 
 
@@ -86,7 +87,8 @@ def parse_url(url: str, *, allow_insecure: bool = False) -> PgTarget:
     try:
         params: dict[str, Any] = dict(conninfo_to_dict(url))
     except ProgrammingError as exc:
-        detail = mask_url(str(exc).strip().splitlines()[0] if str(exc).strip() else "")
+        detail = " ".join(str(exc).split()).replace(url.strip(), mask_url(url.strip()))
+        detail = mask_url(detail)
         raise UsageError(f"invalid PostgreSQL URL {mask_url(url)}: {detail}") from None
     if params.get("password"):
         raise UsageError(

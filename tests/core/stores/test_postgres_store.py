@@ -196,13 +196,16 @@ def test_newer_schema_is_refused_and_left_alone(
         "postgresql://tdgui@db.example/trading?password=hunter2-db-pass",
         "host=db.example user=tdgui password=hunter2-db-pass dbname=trading",
         "postgresql://tdgui:hunter2-db-pass@127.0.0.1/trading",
+        "postgresql://tdgui:hunter2-db-pass@[::1/trading",  # unparsable: libpq quotes the URI
+        "host=db.example password='hunter2-db-pass x' bogus",
     ],
 )
 def test_url_with_a_password_is_refused_without_showing_it(url: str) -> None:
     with pytest.raises(UsageError) as caught:
         PostgresStore(url, key=RecordKey.generate())
     message = str(caught.value)
-    assert "carries a password" in message and "hunter2" not in message and "~/.pgpass" in message
+    assert "hunter2" not in message
+    assert ("carries a password" in message and "~/.pgpass" in message) or "invalid PostgreSQL URL" in message
 
 
 @pytest.mark.parametrize("mode", ["disable", "allow", "prefer"])
