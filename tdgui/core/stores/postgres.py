@@ -93,6 +93,9 @@ class PostgresStore(TokenStore):
         self._conn: psycopg.Connection[Any] | None = None
         self._mutex = threading.Lock()
         self._schema_ready = False
+        # Accounts whose refresh lock this thread holds: taking it again nests (a second
+        # session would wait on the first one's lock until lock_wait).
+        self._held = threading.local()
         self._sql = _Queries(schema)
 
     # -- the contract ---------------------------------------------------------------------
@@ -168,6 +171,19 @@ class PostgresStore(TokenStore):
 
     @contextmanager
     def _refresh_lock(self, name: str) -> Iterator[None]:
+        held: set[str] = self._held.__dict__.setdefault("names", set())
+        if name in held:
+            yield
+            return
+        held.add(name)
+        try:
+            with self._session_lock(name):
+                yield
+        finally:
+            held.discard(name)
+
+    @contextmanager
+    def _session_lock(self, name: str) -> Iterator[None]:
         from psycopg import errors
 
         wait_ms = max(1, int(self.lock_wait * 1000))

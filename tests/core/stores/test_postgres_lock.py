@@ -183,6 +183,31 @@ def test_lock_is_released_on_exit_and_on_error(machines: Machines) -> None:
         b.close()
 
 
+def test_refresh_lock_nests_in_one_thread_and_excludes_other_threads(machines: Machines) -> None:
+    import threading
+
+    store = _store(machines, lock_wait=1.0)
+    got: list[str] = []
+    try:
+        with store.refresh_lock("acct"), store.refresh_lock("acct"):  # no self-deadlock
+            thread = threading.Thread(target=lambda: _try_lock(store, got))
+            thread.start()
+            thread.join(10)
+        assert got == ["timed out"]  # another thread of the same process had to wait
+        _try_lock(store, got)
+        assert got[-1] == "got it"  # and after the outer exit the lock is free
+    finally:
+        store.close()
+
+
+def _try_lock(store: PostgresStore, got: list[str]) -> None:
+    try:
+        with store.refresh_lock("acct"):
+            got.append("got it")
+    except ProviderError:
+        got.append("timed out")
+
+
 def test_refresh_lock_takes_an_account_name(machines: Machines) -> None:
     store = _store(machines)
     with pytest.raises(UsageError):
