@@ -144,7 +144,7 @@ class PostgresStore(TokenStore):
     def describe(self) -> str:
         tls = f"TLS {self.target.sslmode}" if self.target.sslmode else "TLS as libpq chooses"
         return (
-            f"PostgreSQL {self.where} (schema {self.schema}, {tls}), encrypted with "
+            f"{self.where} (schema {self.schema}, {tls}), encrypted with "
             f"AES-256-GCM (key id {self.key.key_id.hex()[:8]})"
         )
 
@@ -198,7 +198,7 @@ class PostgresStore(TokenStore):
             except (errors.LockNotAvailable, errors.QueryCanceled):
                 raise ProviderError(
                     f"another machine has been refreshing {name!r} for {self.lock_wait:g} s "
-                    f"(its lock is in PostgreSQL {self.where}); try again later",
+                    f"(its lock is in {self.where}); try again later",
                     transient=True,
                 ) from None
             except Exception as exc:
@@ -211,7 +211,7 @@ class PostgresStore(TokenStore):
                 # The server already freed it with the lost session; another machine may
                 # have taken it meanwhile, so say so (the tokens were written regardless).
                 log.warning(
-                    "the refresh lock of %s was lost while held (its connection to PostgreSQL %s ended)",
+                    "the refresh lock of %s was lost while held (its connection to %s ended)",
                     name,
                     self.where,
                 )
@@ -228,7 +228,8 @@ class PostgresStore(TokenStore):
     # -- connections ----------------------------------------------------------------------
     @property
     def where(self) -> str:
-        return f"on {self.target.where}"
+        """ "PostgreSQL on db.example:5432/trading as tdgui": for messages, never a secret."""
+        return f"PostgreSQL on {self.target.where}"
 
     def _run(self, action: Callable[[psycopg.Connection[Any]], T]) -> T:
         """`action` on the store's connection; one retry on a fresh connection if a reused
@@ -286,7 +287,7 @@ class PostgresStore(TokenStore):
             return
         if version > SCHEMA_VERSION:
             raise StoredDataError(
-                f"the tdgui schema {self.schema!r} {self.where} is at version {version}, newer "
+                f"the tdgui schema {self.schema!r} in {self.where} is at version {version}, newer "
                 f"than this tdgui knows ({SCHEMA_VERSION}): update tdgui on this machine"
             )
         try:
@@ -309,7 +310,7 @@ class PostgresStore(TokenStore):
                             conn.execute(self._sql.format(statement))
                     conn.execute(self._sql.set_version, (SCHEMA_VERSION,))
                     log.info(
-                        "tdgui schema %s %s: version %d -> %d",
+                        "tdgui schema %s in %s: version %d -> %d",
                         self.schema,
                         self.where,
                         version,
@@ -317,7 +318,7 @@ class PostgresStore(TokenStore):
                     )
         except errors.InsufficientPrivilege:
             raise StoreUnavailable(
-                f"the role {self.where} may not create tdgui's schema {self.schema!r}: connect once "
+                f"the role of {self.where} may not create tdgui's schema {self.schema!r}: connect once "
                 "as a role that owns it (see docs/postgres.md), then this role needs only "
                 "SELECT, INSERT, UPDATE and DELETE"
             ) from None
@@ -341,7 +342,7 @@ class PostgresStore(TokenStore):
         else:
             hint = "the server refused tdgui's statement: see its log and docs/postgres.md"
         return StoreUnavailable(
-            f"PostgreSQL {self.where} cannot be used: {text}. {hint}, or choose another store with --store"
+            f"{self.where} cannot be used: {text}. {hint}, or choose another store with --store"
         )
 
 
