@@ -342,7 +342,8 @@ class PostgresStore(TokenStore):
         else:
             hint = "the server refused tdgui's statement: see its log and docs/postgres.md"
         return StoreUnavailable(
-            f"{self.where} cannot be used: {text}. {hint}, or choose another store with --store"
+            f"{self.where} cannot be used: {text}{'' if text.endswith('?') else '.'} "
+            f"{hint[0].upper()}{hint[1:]}, or choose another store with --store"
         )
 
 
