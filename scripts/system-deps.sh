@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages tdgui needs (docs/platform.md) — only those missing,
 # so a developer's own desktop is left alone. Needs root (or sudo) only when something is missing.
+# postgresql: the tests start a private server from its binaries (tests/helpers/postgres.py).
 set -euo pipefail
 pkgs=(
   libegl1 libgl1 libx11-6 libx11-xcb1 libxcomposite1 libxdamage1 libxext6 libxfixes3
@@ -11,6 +12,7 @@ pkgs=(
   libxcb-sync1 libxcb-util1 libxcb-xfixes0 libxcb-xkb1 libxkbcommon0
   libxkbcommon-x11-0 libxkbfile1
   xvfb xauth dbus-daemon gnome-keyring binutils desktop-file-utils
+  postgresql
 )
 if ! command -v dpkg >/dev/null 2>&1; then
   echo "system-deps: not a Debian-like system; install the packages in docs/platform.md by hand" >&2

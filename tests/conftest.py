@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from helpers.postgres import postgres_server  # noqa: F401 - the session's private PostgreSQL
+
 # Tests run headless and (in CI) as root: Chromium refuses to start as root with its sandbox.
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("QTWEBENGINE_DISABLE_SANDBOX", "1")

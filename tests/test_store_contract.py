@@ -23,7 +23,7 @@ from tdgui.core.stores.memory import MemoryStore
 from tdgui.core.stores.sql import SQLStore
 
 REPO = Path(__file__).resolve().parents[1]
-KINDS = ["memory", "file", "sql", "keyring"]
+KINDS = ["memory", "file", "sql", "keyring", "postgres"]
 
 WITH_KEYRING = "scripts/with-keyring.sh .venv/bin/pytest tests/test_store_contract.py"
 
@@ -77,8 +77,25 @@ def real_keyring_store(service: str | None = None) -> Iterator[TokenStore]:
         purge_secret_service(service)
 
 
-def make_store(kind: str, tmp_path: Path) -> Iterator[TokenStore]:
-    if kind == "memory":
+def postgres_store(request: pytest.FixtureRequest) -> Iterator[TokenStore]:
+    """A PostgresStore in a fresh schema of the session's private server (dropped afterwards)."""
+    from tdgui.core.record_crypto import RecordKey
+    from tdgui.core.stores.postgres import PostgresStore
+
+    server = request.getfixturevalue("postgres_server")
+    schema = server.fresh_schema()
+    store = PostgresStore(server.url(), key=RecordKey.generate(), password=server.password, schema=schema)
+    try:
+        yield store
+    finally:
+        store.close()
+        server.drop_schema(schema)
+
+
+def make_store(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[TokenStore]:
+    if kind == "postgres":
+        yield from postgres_store(request)
+    elif kind == "memory":
         yield MemoryStore()
     elif kind == "file":
         yield FileStore(tmp_path / "tokens")
@@ -90,7 +107,7 @@ def make_store(kind: str, tmp_path: Path) -> Iterator[TokenStore]:
 
 @pytest.fixture(params=KINDS)
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[TokenStore]:
-    yield from make_store(request.param, tmp_path)
+    yield from make_store(request.param, tmp_path, request)
 
 
 def text_of(length: int, seed: str = "v") -> str:
@@ -291,6 +308,12 @@ _CHILD = textwrap.dedent(
     elif kind == "sql":
         from tdgui.core.stores.sql import SQLStore
         store = SQLStore(Path(where))
+    elif kind == "postgres":
+        from tdgui.core.record_crypto import RecordKey
+        from tdgui.core.stores.postgres import PostgresStore
+        url, schema = where.split(" ", 1)
+        key = RecordKey.parse(os.environ["TDGUI_TEST_PG_KEY"])
+        store = PostgresStore(url, key=key, password=os.environ["TDGUI_TEST_PG_PASSWORD"], schema=schema)
     else:
         from tdgui.core.stores.keyring import KeyringStore
         store = KeyringStore(service=where)
@@ -339,9 +362,9 @@ class _Child:
                 stream.close()
 
 
-@pytest.mark.parametrize("kind", ["file", "sql", "keyring"])
-def test_sigkill_mid_write_never_corrupts(kind: str, tmp_path: Path) -> None:
-    stores = make_store(kind, tmp_path)
+@pytest.mark.parametrize("kind", ["file", "sql", "keyring", "postgres"])
+def test_sigkill_mid_write_never_corrupts(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    stores = make_store(kind, tmp_path, request)
     store = next(stores)
     try:
         _sigkill_loop(kind, store, tmp_path)
@@ -357,9 +380,14 @@ def _sigkill_loop(kind: str, store: TokenStore, tmp_path: Path) -> None:
         where = str(store.directory)
     elif isinstance(store, SQLStore):
         where = str(store.path)
+    elif kind == "postgres":
+        where = f"{store.url} {store.schema}"  # type: ignore[attr-defined]
     else:
         where = store.service  # type: ignore[attr-defined]
     env = dict(os.environ, TDGUI_TEST_A=record_a, TDGUI_TEST_B=record_b, PYTHONPATH=str(REPO))
+    if kind == "postgres":
+        env["TDGUI_TEST_PG_KEY"] = store.key.encode()  # type: ignore[attr-defined]
+        env["TDGUI_TEST_PG_PASSWORD"] = store._password  # type: ignore[attr-defined]
 
     store.write("victim/tokens", record_a)
     seed = random.randrange(1 << 30)

@@ -1,1 +1,1 @@
-"""Test helpers shared across suites."""
+"""Test helpers shared across suites: the hostile provider, the private PostgreSQL server."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
+from contextlib import AbstractContextManager
 
 from tdgui.core.errors import UsageError
 
@@ -28,7 +29,7 @@ class TokenStore(ABC):
     - failures of the backing system raise StoreUnavailable with a message naming the way out.
     """
 
-    #: "keyring", "file", "memory" or "sql".
+    #: "keyring", "file", "memory", "sql" or "postgres".
     kind: str = ""
 
     @abstractmethod
@@ -46,3 +47,10 @@ class TokenStore(ABC):
 
     def check_available(self) -> None:  # noqa: B027 - optional hook: a no-op suits memory
         """Raise StoreUnavailable quickly if this store cannot be used right now."""
+
+    def refresh_lock(self, name: str) -> AbstractContextManager[None] | None:
+        """A refresh lock for account `name` shared by every machine using this store, or None.
+
+        None (the default) means the store is local: the service uses its own file lock.
+        """
+        return None

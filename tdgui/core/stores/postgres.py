@@ -1,0 +1,394 @@
+"""PostgresStore: records encrypted client-side in a PostgreSQL database that several machines share."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from tdgui.core.errors import ProviderError, StoredDataError, StoreUnavailable, UsageError
+from tdgui.core.logs import SECRETS
+from tdgui.core.record_crypto import RecordKey, WrongKey, open_sealed, seal
+from tdgui.core.stores._common import encode_value
+from tdgui.core.stores._pg_conninfo import PgTarget, connect_params, parse_url
+from tdgui.core.stores.base import TokenStore, check_key
+
+if TYPE_CHECKING:
+    import psycopg
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+DEFAULT_SCHEMA = "tdgui"
+#: How long `refresh_lock` waits for another machine's refresh (the service's file lock
+#: waits as long): the holder is doing one token request with its own HTTP timeouts.
+REFRESH_LOCK_WAIT = 120.0
+#: Advisory lock namespaces (the first of the two int4 keys): "tdgu" for refreshes, "tdsc"
+#: for schema migrations, so tdgui's locks never meet another application's in the database.
+_NS_REFRESH = 0x74646775
+_NS_SCHEMA = 0x74647363
+_SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+#: Schema migrations, in order; entry i takes the schema from version i to i + 1. Each one
+#: runs in one transaction under the schema advisory lock, so two machines starting at
+#: once never both run it. "{s}" is the (quoted) schema name.
+_MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (
+        """CREATE TABLE IF NOT EXISTS {s}.records (
+            account text NOT NULL,
+            name text NOT NULL,
+            key_id bytea NOT NULL,
+            ciphertext bytea NOT NULL,
+            updated_at timestamptz NOT NULL DEFAULT now(),
+            PRIMARY KEY (account, name))""",
+    ),
+)
+SCHEMA_VERSION = len(_MIGRATIONS)
+
+
+def lock_key(schema: str, name: str) -> tuple[int, int]:
+    """The advisory lock of account `name`: computed here (not by hashtext, whose values are
+    internal to the server version) so every client and server agrees on it."""
+    digest = hashlib.sha256(f"{schema}/{name}".encode()).digest()
+    return _NS_REFRESH, int.from_bytes(digest[:4], "big", signed=True)
+
+
+class PostgresStore(TokenStore):
+    """Records in `<schema>.records`, each sealed with AES-256-GCM under a key the server never sees.
+
+    One connection per store serves read/write/delete (each one statement in autocommit, so
+    atomic); `refresh_lock` opens its own connection, whose death releases the lock.
+    """
+
+    kind = "postgres"
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        key: RecordKey,
+        password: str | None = None,
+        schema: str = DEFAULT_SCHEMA,
+        allow_insecure: bool = False,
+        lock_wait: float = REFRESH_LOCK_WAIT,
+    ) -> None:
+        if not isinstance(key, RecordKey):
+            raise UsageError("a postgres store needs its record key (tdgui-key-v1:...)")
+        if not _SCHEMA_NAME.match(schema):
+            raise UsageError(f"invalid schema name {schema!r}: use lower-case letters, digits and _")
+        self.target: PgTarget = parse_url(url, allow_insecure=allow_insecure)
+        #: The URL as given (it never carries a password: parse_url refuses one).
+        self.url = url
+        self.key = key
+        self.schema = schema
+        self.lock_wait = lock_wait
+        self._password = password
+        SECRETS.add(password)
+        self._conn: psycopg.Connection[Any] | None = None
+        self._mutex = threading.Lock()
+        self._schema_ready = False
+        # Accounts whose refresh lock this thread holds: taking it again nests (a second
+        # session would wait on the first one's lock until lock_wait).
+        self._held = threading.local()
+        self._sql = _Queries(schema)
+
+    # -- the contract ---------------------------------------------------------------------
+    def read(self, key: str) -> str | None:
+        account, name = _split(key)
+        row = self._run(lambda c: c.execute(self._sql.read, (account, name)).fetchone())
+        if row is None:
+            return None
+        key_id, blob = bytes(row[0]), bytes(row[1])
+        if key_id != self.key.key_id:
+            raise WrongKey(
+                f"the record {key!r} in {self.where} was written with another key (key id "
+                f"{key_id.hex()[:8]}, this machine has {self.key.key_id.hex()[:8]}): join again "
+                "with the key `tdgui share` printed. Nothing was changed"
+            )
+        plain = open_sealed(self.key, account, name, blob, where=self.where)
+        try:
+            return plain.decode("utf-8")
+        except UnicodeDecodeError:
+            raise StoredDataError(f"the record {key!r} in {self.where} is not text") from None
+
+    def write(self, key: str, value: str) -> None:
+        account, name = _split(key)
+        blob = seal(self.key, account, name, encode_value(value))
+        params = {"a": account, "n": name, "k": self.key.key_id, "c": blob}
+        written = self._run(lambda c: c.execute(self._sql.write, params).rowcount)
+        if written != 1:
+            # The guarded upsert wrote nothing: the account's rows carry another key id.
+            raise WrongKey(
+                f"the records of {account!r} in {self.where} were written with another key than "
+                "this machine's: nothing was written. Join again with the key `tdgui share` printed"
+            )
+
+    def delete(self, key: str) -> None:
+        account, name = _split(key)
+        self._run(lambda c: c.execute(self._sql.delete, (account, name)))
+
+    def delete_account(self, account: str) -> int:
+        """Delete every record of `account`, whatever key wrote it (for `share` over an old
+        copy, or removing an account); returns how many rows went."""
+        check_key(account)
+        if "/" in account:
+            raise UsageError(f"delete_account takes an account name, not a key ({account!r})")
+        return int(self._run(lambda c: c.execute(self._sql.delete_account, (account,)).rowcount))
+
+    def describe(self) -> str:
+        tls = f"TLS {self.target.sslmode}" if self.target.sslmode else "TLS as libpq chooses"
+        return (
+            f"{self.where} (schema {self.schema}, {tls}), encrypted with "
+            f"AES-256-GCM (key id {self.key.key_id.hex()[:8]})"
+        )
+
+    def check_available(self) -> None:
+        """Connects (creating or upgrading the schema if needed) within the connect timeout."""
+        self._run(lambda c: c.execute("SELECT 1").fetchone())
+
+    # -- single flight across machines ----------------------------------------------------
+    def refresh_lock(self, name: str) -> AbstractContextManager[None]:
+        """Hold account `name`'s refresh lock, shared by every machine using this database.
+
+        A session-level advisory lock on a connection of its own, idle (not in a
+        transaction) while held: the refresh's HTTP request may take longer than the idle
+        transaction timeout, and each token write commits on the store's connection at once,
+        so a rotated refresh token is durable before the lock is released. The server frees
+        the lock when that connection ends: closed, SIGKILL (the kernel closes the socket),
+        or a silent peer cut off by the TCP keepalives. Waiting longer than `lock_wait`
+        raises ProviderError (transient), like the service's file lock.
+        """
+        check_key(name)
+        if "/" in name:
+            raise UsageError(f"refresh_lock takes an account name, not a key ({name!r})")
+        return self._refresh_lock(name)
+
+    @contextmanager
+    def _refresh_lock(self, name: str) -> Iterator[None]:
+        held: set[str] = self._held.__dict__.setdefault("names", set())
+        if name in held:
+            yield
+            return
+        held.add(name)
+        try:
+            with self._session_lock(name):
+                yield
+        finally:
+            held.discard(name)
+
+    @contextmanager
+    def _session_lock(self, name: str) -> Iterator[None]:
+        from psycopg import errors
+
+        wait_ms = max(1, int(self.lock_wait * 1000))
+        started = time.monotonic()
+        try:
+            conn = self._open(lock_timeout_ms=wait_ms, statement_timeout_ms=wait_ms + 2000)
+        except Exception as exc:
+            raise self._unavailable(exc) from None
+        try:
+            try:
+                conn.execute("SELECT pg_advisory_lock(%s, %s)", lock_key(self.schema, name))
+            except (errors.LockNotAvailable, errors.QueryCanceled):
+                raise ProviderError(
+                    f"another machine has been refreshing {name!r} for {self.lock_wait:g} s "
+                    f"(its lock is in {self.where}); try again later",
+                    transient=True,
+                ) from None
+            except Exception as exc:
+                raise self._unavailable(exc) from None
+            log.debug("refresh lock of %s taken after %.3f s", name, time.monotonic() - started)
+            yield
+            try:
+                conn.execute("SELECT pg_advisory_unlock(%s, %s)", lock_key(self.schema, name))
+            except Exception:
+                # The server already freed it with the lost session; another machine may
+                # have taken it meanwhile, so say so (the tokens were written regardless).
+                log.warning(
+                    "the refresh lock of %s was lost while held (its connection to %s ended)",
+                    name,
+                    self.where,
+                )
+        finally:
+            conn.close()
+
+    def close(self) -> None:
+        """Close the store's connection (a later call opens a new one)."""
+        with self._mutex:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+    # -- connections ----------------------------------------------------------------------
+    @property
+    def where(self) -> str:
+        """ "PostgreSQL on db.example:5432/trading as tdgui": for messages, never a secret."""
+        return f"PostgreSQL on {self.target.where}"
+
+    def _run(self, action: Callable[[psycopg.Connection[Any]], T]) -> T:
+        """`action` on the store's connection; one retry on a fresh connection if a reused
+        one turned out broken (server restarted, idle connection cut by a firewall)."""
+        import psycopg
+
+        with self._mutex:
+            for attempt in range(2):
+                fresh = self._conn is None or self._conn.closed or self._conn.broken
+                try:
+                    if fresh:
+                        self._discard()
+                        self._conn = self._open()
+                    assert self._conn is not None
+                    if not self._schema_ready:
+                        self._migrate(self._conn)
+                        self._schema_ready = True
+                    return action(self._conn)
+                except (StoreUnavailable, StoredDataError):
+                    raise
+                except psycopg.Error as exc:
+                    broken = self._conn is None or self._conn.closed or self._conn.broken
+                    if broken:
+                        self._discard()
+                    if fresh or attempt or not broken:
+                        raise self._unavailable(exc) from None
+            raise AssertionError("unreachable")
+
+    def _discard(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            finally:
+                self._conn = None
+
+    def _open(self, **timeouts: int) -> psycopg.Connection[Any]:
+        import psycopg
+
+        params = connect_params(self.target, password=self._password, **timeouts)
+        # autocommit: every statement is its own transaction, so no session sits idle in
+        # a transaction; the migration opens an explicit one.
+        return psycopg.connect(autocommit=True, **params)
+
+    def _migrate(self, conn: psycopg.Connection[Any]) -> None:
+        """Bring the schema to SCHEMA_VERSION. The common case (current) is one SELECT, which a
+        role with only SELECT/INSERT/UPDATE/DELETE may run; DDL happens only when needed."""
+        from psycopg import errors
+
+        try:
+            row = conn.execute(self._sql.version).fetchone()
+            version = 0 if row is None else int(row[0])
+        except (errors.UndefinedTable, errors.InvalidSchemaName):
+            version = 0
+        if version == SCHEMA_VERSION:
+            return
+        if version > SCHEMA_VERSION:
+            raise StoredDataError(
+                f"the tdgui schema {self.schema!r} in {self.where} is at version {version}, newer "
+                f"than this tdgui knows ({SCHEMA_VERSION}): update tdgui on this machine"
+            )
+        try:
+            with conn.transaction():
+                # Transaction-scoped: two machines starting at once queue here, and the
+                # second finds the schema done when it re-reads the version below.
+                conn.execute("SELECT pg_advisory_xact_lock(%s, %s)", (_NS_SCHEMA, _schema_lock(self.schema)))
+                exists = conn.execute(
+                    "SELECT to_regclass(%s) IS NOT NULL", (f"{self.schema}.schema_version",)
+                ).fetchone()
+                version = 0
+                if exists and exists[0]:
+                    row = conn.execute(self._sql.version).fetchone()
+                    version = 0 if row is None else int(row[0])
+                if version < SCHEMA_VERSION:
+                    for statement in self._sql.create:
+                        conn.execute(statement)
+                    for step in _MIGRATIONS[version:]:
+                        for statement in step:
+                            conn.execute(self._sql.format(statement))
+                    conn.execute(self._sql.set_version, (SCHEMA_VERSION,))
+                    log.info(
+                        "tdgui schema %s in %s: version %d -> %d",
+                        self.schema,
+                        self.where,
+                        version,
+                        SCHEMA_VERSION,
+                    )
+        except errors.InsufficientPrivilege:
+            raise StoreUnavailable(
+                f"the role of {self.where} may not create tdgui's schema {self.schema!r}: connect once "
+                "as a role that owns it (see docs/postgres.md), then this role needs only "
+                "SELECT, INSERT, UPDATE and DELETE"
+            ) from None
+
+    def _unavailable(self, exc: BaseException) -> StoreUnavailable:
+        """StoreUnavailable naming the database and the way out; never a password."""
+        text = SECRETS.mask(" ".join(str(exc).split()))[:300].rstrip(". ") or type(exc).__name__
+        lower = text.lower()
+        if "password" in lower or "authentication" in lower:
+            hint = "check the database user and password (the keyring entry, ~/.pgpass or PGPASSWORD)"
+        elif "certificate" in lower or "ssl" in lower or "tls" in lower:
+            hint = (
+                "check the server's TLS certificate and the root CA given by sslrootcert or "
+                "PGSSLROOTCERT (sslrootcert=system trusts the system's CAs); the host name "
+                "in the URL must be one the certificate names"
+            )
+        elif "permission denied" in lower:
+            hint = "the role lacks rights on tdgui's tables: grant them as docs/postgres.md shows"
+        elif "connection" in lower or "timeout" in lower or "host" in lower:
+            hint = "check that the server is running and reachable (host, port, firewall)"
+        else:
+            hint = "the server refused tdgui's statement: see its log and docs/postgres.md"
+        return StoreUnavailable(
+            f"{self.where} cannot be used: {text}{'' if text.endswith('?') else '.'} "
+            f"{hint[0].upper()}{hint[1:]}, or choose another store with --store"
+        )
+
+
+class _Queries:
+    """The statements, composed once with the quoted schema name."""
+
+    def __init__(self, schema: str) -> None:
+        self.schema = schema
+        self.read = self.format("SELECT key_id, ciphertext FROM {s}.records WHERE account = %s AND name = %s")
+        # Guarded upsert: a machine with another key (a wrong `join`) neither replaces a row
+        # nor adds one beside rows of that account it could not read.
+        self.write = self.format(
+            "INSERT INTO {s}.records AS r (account, name, key_id, ciphertext, updated_at) "
+            "SELECT %(a)s, %(n)s, %(k)s, %(c)s, now() WHERE NOT EXISTS "
+            "(SELECT 1 FROM {s}.records o WHERE o.account = %(a)s AND o.key_id <> %(k)s) "
+            "ON CONFLICT (account, name) DO UPDATE SET key_id = excluded.key_id, "
+            "ciphertext = excluded.ciphertext, updated_at = excluded.updated_at "
+            "WHERE r.key_id = excluded.key_id"
+        )
+        self.delete = self.format("DELETE FROM {s}.records WHERE account = %s AND name = %s")
+        self.delete_account = self.format("DELETE FROM {s}.records WHERE account = %s")
+        self.version = self.format("SELECT version FROM {s}.schema_version")
+        self.set_version = self.format(
+            "INSERT INTO {s}.schema_version (singleton, version) VALUES (true, %s) "
+            "ON CONFLICT (singleton) DO UPDATE SET version = excluded.version, updated_at = now()"
+        )
+        self.create = (
+            self.format("CREATE SCHEMA IF NOT EXISTS {s}"),
+            self.format(
+                "CREATE TABLE IF NOT EXISTS {s}.schema_version (singleton boolean PRIMARY KEY "
+                "DEFAULT true CHECK (singleton), version integer NOT NULL, "
+                "updated_at timestamptz NOT NULL DEFAULT now())"
+            ),
+        )
+
+    def format(self, template: str) -> Any:
+        from psycopg import sql
+
+        return sql.SQL(template).format(s=sql.Identifier(self.schema))  # type: ignore[arg-type]
+
+
+def _schema_lock(schema: str) -> int:
+    return int.from_bytes(hashlib.sha256(schema.encode()).digest()[:4], "big", signed=True)
+
+
+def _split(key: str) -> tuple[str, str]:
+    account, _, name = check_key(key).partition("/")
+    return account, name

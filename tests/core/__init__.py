@@ -1,0 +1,1 @@
+"""Tests of tdgui.core modules, one directory per package."""

@@ -1,0 +1,257 @@
+"""Single flight across machines: the PostgreSQL refresh lock, and the schema migration race."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from helpers.postgres import PgServer
+from tdgui.core.errors import ProviderError, UsageError
+from tdgui.core.record_crypto import RecordKey
+from tdgui.core.stores.memory import MemoryStore
+from tdgui.core.stores.postgres import SCHEMA_VERSION, PostgresStore
+
+REPO = Path(__file__).resolve().parents[3]
+WORKER = Path(__file__).with_name("pg_worker.py")
+
+
+class Machines:
+    """Processes on "machines": each machine its own HOME and TD_CONFIG_DIR, sharing only the database."""
+
+    def __init__(self, server: PgServer, tmp_path: Path, schema: str, key: RecordKey) -> None:
+        self.server, self.tmp_path, self.schema, self.key = server, tmp_path, schema, key
+        self.procs: list[subprocess.Popen[str]] = []
+
+    def env(self, machine: int, **extra: str) -> dict[str, str]:
+        home = self.tmp_path / f"machine{machine}"
+        (home / "home").mkdir(parents=True, exist_ok=True)
+        return dict(
+            os.environ,
+            HOME=str(home / "home"),
+            TD_CONFIG_DIR=str(home / "config"),
+            PYTHONPATH=str(REPO),
+            TDGUI_TEST_PG_URL=self.server.url(),
+            TDGUI_TEST_PG_KEY=self.key.encode(),
+            TDGUI_TEST_PG_PASSWORD=self.server.password,
+            TDGUI_TEST_PG_SCHEMA=self.schema,
+            **extra,
+        )
+
+    def start(self, machine: int, *args: str, **extra: str) -> subprocess.Popen[str]:
+        proc = subprocess.Popen(
+            [sys.executable, str(WORKER), *args],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=self.env(machine, **extra),
+            cwd=REPO,
+            text=True,
+        )
+        self.procs.append(proc)
+        return proc
+
+    def close(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait(10)
+            for stream in (proc.stdin, proc.stdout, proc.stderr):
+                if stream is not None:
+                    stream.close()
+
+
+def line(proc: subprocess.Popen[str]) -> str:
+    assert proc.stdout is not None
+    return proc.stdout.readline().strip()
+
+
+def go(procs: list[subprocess.Popen[str]]) -> None:
+    for proc in procs:
+        assert line(proc) == "ready"
+    for proc in procs:
+        assert proc.stdin is not None
+        proc.stdin.write("go\n")
+        proc.stdin.flush()
+
+
+def wait_until_queued(server: PgServer, waiters: int = 1) -> None:
+    """Until `waiters` sessions wait for an advisory lock (seen in pg_locks, not guessed by a sleep)."""
+    deadline = time.monotonic() + 20
+    with server.admin() as conn:
+        while time.monotonic() < deadline:
+            row = conn.execute(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+            ).fetchone()
+            if row is not None and row[0] >= waiters:
+                return
+            time.sleep(0.05)
+    raise AssertionError("no process queued on the lock within 20 s")
+
+
+@pytest.fixture
+def machines(postgres_server: PgServer, tmp_path: Path) -> Iterator[Machines]:
+    schema = postgres_server.fresh_schema()
+    m = Machines(postgres_server, tmp_path, schema, RecordKey.generate())
+    try:
+        yield m
+    finally:
+        m.close()
+        postgres_server.drop_schema(schema)
+
+
+def _store(m: Machines, **options: float) -> PostgresStore:
+    return PostgresStore(m.server.url(), key=m.key, password=m.server.password, schema=m.schema, **options)
+
+
+def test_eight_processes_on_two_machines_hold_the_lock_one_at_a_time(machines: Machines) -> None:
+    rounds = 5
+    shared = machines.tmp_path / "observer"
+    shared.mkdir()
+    procs = [machines.start(i % 2, "contend", str(rounds), str(shared)) for i in range(8)]
+    go(procs)
+    outputs = []
+    for proc in procs:
+        assert proc.stdout is not None
+        out, err = proc.communicate(timeout=120)
+        outputs.append(out)
+        assert proc.returncode == 0, err
+    text = "".join(outputs)
+    assert "OVERLAP" not in text
+    assert text.count("round") == 8 * rounds
+    # Every read-increment-write happened under the lock: none of the 40 updates was lost.
+    store = _store(machines)
+    try:
+        assert store.read("acct/tokens") == str(8 * rounds)
+    finally:
+        store.close()
+
+
+def test_sigkilled_holder_frees_the_lock_for_another_machine(machines: Machines) -> None:
+    holder = machines.start(0, "hold")
+    assert line(holder) == "held"
+    waiter = machines.start(1, "wait")
+    assert line(waiter) == "ready"
+    wait_until_queued(machines.server)
+    assert waiter.poll() is None
+    killed_at = time.monotonic()
+    holder.send_signal(signal.SIGKILL)
+    got = line(waiter)
+    waited = time.monotonic() - killed_at
+    assert got.startswith("got "), got
+    assert waited < 10, f"the lock came free {waited:.1f} s after the holder was killed"
+
+
+def test_lock_wait_times_out_as_a_transient_provider_error(machines: Machines) -> None:
+    holder = machines.start(0, "hold")
+    assert line(holder) == "held"
+    store = _store(machines, lock_wait=1.0)
+    try:
+        started = time.monotonic()
+        with pytest.raises(ProviderError) as caught, store.refresh_lock("acct"):
+            pass
+        assert 0.9 < time.monotonic() - started < 4
+        assert caught.value.transient
+        assert "acct" in str(caught.value) and "127.0.0.1" in str(caught.value)
+        # Another account's lock is not blocked by this one.
+        with store.refresh_lock("other"):
+            pass
+    finally:
+        store.close()
+
+
+def test_lock_is_released_on_exit_and_on_error(machines: Machines) -> None:
+    a, b = _store(machines, lock_wait=1.0), _store(machines, lock_wait=1.0)
+    try:
+        with a.refresh_lock("acct"):
+            a.write("acct/tokens", "new")
+        with b.refresh_lock("acct"):  # free again at once
+            assert b.read("acct/tokens") == "new"
+        with pytest.raises(RuntimeError), a.refresh_lock("acct"):
+            raise RuntimeError("refresh failed")
+        with b.refresh_lock("acct"):
+            pass
+    finally:
+        a.close()
+        b.close()
+
+
+def test_refresh_lock_nests_in_one_thread_and_excludes_other_threads(machines: Machines) -> None:
+    import threading
+
+    store = _store(machines, lock_wait=1.0)
+    got: list[str] = []
+    try:
+        with store.refresh_lock("acct"), store.refresh_lock("acct"):  # no self-deadlock
+            thread = threading.Thread(target=lambda: _try_lock(store, got))
+            thread.start()
+            thread.join(10)
+        assert got == ["timed out"]  # another thread of the same process had to wait
+        _try_lock(store, got)
+        assert got[-1] == "got it"  # and after the outer exit the lock is free
+    finally:
+        store.close()
+
+
+def _try_lock(store: PostgresStore, got: list[str]) -> None:
+    try:
+        with store.refresh_lock("acct"):
+            got.append("got it")
+    except ProviderError:
+        got.append("timed out")
+
+
+def test_refresh_lock_takes_an_account_name(machines: Machines) -> None:
+    store = _store(machines)
+    with pytest.raises(UsageError):
+        store.refresh_lock("acct/tokens")
+    with pytest.raises(UsageError):
+        store.refresh_lock("../x")
+    # Local stores offer no lock of their own: the service keeps its file lock for them.
+    assert MemoryStore().refresh_lock("acct") is None
+
+
+def test_concurrent_first_start_migrates_once(machines: Machines) -> None:
+    procs = [machines.start(i % 2, "migrate") for i in range(8)]
+    go(procs)
+    for proc in procs:
+        out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0, err
+        assert out.strip() == "ok"
+    with machines.server.admin() as conn:
+        rows = conn.execute(f'SELECT version FROM "{machines.schema}".schema_version').fetchall()
+        count = conn.execute(f'SELECT count(*) FROM "{machines.schema}".records').fetchone()
+    assert rows == [(SCHEMA_VERSION,)]
+    assert count == (8,)
+
+
+def test_server_restart_while_the_lock_is_held(machines: Machines, caplog: pytest.LogCaptureFixture) -> None:
+    """No deadlock and nothing lost: the waiter fails cleanly, the holder's write lands, rows decrypt."""
+    holder = _store(machines, lock_wait=5.0)
+    holder.write("acct/tokens", "before the restart")
+    with caplog.at_level(logging.WARNING), holder.refresh_lock("acct"):
+        waiter = machines.start(1, "wait", TDGUI_TEST_PG_LOCK_WAIT="30")
+        assert line(waiter) == "ready"
+        wait_until_queued(machines.server)
+        machines.server.stop()
+        machines.server.start()
+        holder.write("acct/tokens", "written after the restart")  # a new connection
+    assert "lost while held" in caplog.text
+    _, err = waiter.communicate(timeout=20)  # its wait ended with its session, well before 30 s
+    assert waiter.returncode != 0 and "StoreUnavailable" in err and "127.0.0.1" in err
+    assert machines.server.password not in err
+    other = _store(machines, lock_wait=1.0)
+    try:
+        assert other.read("acct/tokens") == "written after the restart"
+        with other.refresh_lock("acct"):  # free: it died with the holder's session
+            pass
+    finally:
+        other.close()
+        holder.close()
