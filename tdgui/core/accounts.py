@@ -134,14 +134,15 @@ class AccountManager:
             )
         if require_secret and secret is None and self.needs_secret(account):
             raise UsageError(f"provider {account.provider} needs the app secret: pass --client-secret-stdin")
-        # Fail now, not at the end of the first login, if the chosen store cannot be used
-        # (e.g. no Secret Service on a headless machine: exit 5, naming --store file).
-        service.store(account).check_available()
-        # Under the config lock: a second `accounts add` of the same name waits, then finds the
+        # Under the config lock (taken first: a shared or damaged config dir is refused before
+        # any store is touched): a second `accounts add` of the same name waits, then finds the
         # account and leaves the winner's secret alone (its own was never written).
         with service.config.editing() as data:
             if account.name in data.accounts:
                 raise UsageError(f"an account named {account.name!r} already exists")
+            # Fail now, not at the end of the first login, if the chosen store cannot be used
+            # (e.g. no Secret Service on a headless machine: exit 5, naming --store file).
+            service.store(account).check_available()
             if forget_previous:
                 # Debris of an earlier account of this name (removed while a login finished, or a
                 # crash mid-removal) must not become this account's grant.

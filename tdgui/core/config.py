@@ -274,6 +274,7 @@ class Config:
     @contextmanager
     def editing(self) -> Iterator[ConfigFile]:
         """Read-modify-write under the config lock; the changes are saved when the block ends."""
+        check_not_shared(self.directory)  # refused as such (exit 2), before its lock is tried
         with self._lock():
             data = self.load()
             yield data

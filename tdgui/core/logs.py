@@ -95,6 +95,9 @@ def setup_logging(
     `log_dir` None means the platform's (or TD_LOG_DIR's): entry points pass their Environment's.
     """
     global _configured
+    # A log write that fails (disk full, log dir gone) must not print logging's own traceback
+    # over the one-line error the user gets (the stdlib's advice for production code).
+    logging.raiseExceptions = False
     chosen: Any = level if level is not None else "INFO"
     root = logging.getLogger()
     root.setLevel(chosen)

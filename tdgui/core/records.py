@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import math
@@ -9,6 +10,7 @@ from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 from tdgui.core.clock import boot_reference
+from tdgui.core.errors import StoreUnavailable
 from tdgui.core.fsutil import STATUS_LIMIT, atomic_write, read_private_text
 from tdgui.core.tokens import TokenTimes
 
@@ -136,11 +138,23 @@ class StatusRecords:
             return RefreshRecord()
         return record
 
-    def save(self, name: str, record: RefreshRecord) -> None:
+    def save(self, name: str, record: RefreshRecord, *, before_refresh: bool = False) -> None:
+        """Write the record; a failure is only logged (bookkeeping must not fail `token`), except
+        a full disk `before_refresh`: the new tokens could not be stored either, and under
+        rotation the grant would be lost, so that is StoreUnavailable and no refresh is sent."""
         try:
             atomic_write(self.path(name), json.dumps(asdict(record)))
-        except OSError as exc:  # bookkeeping only: an unusable status/ must not fail `token`
-            log.warning("could not write the status record of %s: %s", name, exc.strerror or exc)
+        except OSError as exc:
+            reason = exc.strerror or str(exc)
+            if before_refresh and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise StoreUnavailable(
+                    f"cannot write {self.path(name)}: the disk is full ({reason}); the refresh was "
+                    "not sent, so the stored tokens still work once there is space again"
+                ) from None
+            log.warning("could not write the status record of %s: %s", name, reason)
 
     def delete(self, name: str) -> None:
-        self.path(name).unlink(missing_ok=True)
+        try:
+            self.path(name).unlink(missing_ok=True)
+        except OSError as exc:  # status/ unusable (not a directory, read-only): bookkeeping only
+            log.warning("could not delete the status record of %s: %s", name, exc.strerror or exc)

@@ -181,9 +181,9 @@ class TokenService:
             return self._private_records.get(account.name, RefreshRecord())
         return self.records.read(account.name)
 
-    def _save_record(self, account: Account, record: RefreshRecord) -> None:
+    def _save_record(self, account: Account, record: RefreshRecord, *, before_refresh: bool = False) -> None:
         if self._shares_records(account):
-            self.records.save(account.name, record)
+            self.records.save(account.name, record, before_refresh=before_refresh)
         else:
             self._private_records[account.name] = record
 
@@ -327,7 +327,12 @@ class TokenService:
             if interrupted:
                 log.warning("%s: %s", name, interrupted)
             with critical_section("the token refresh"):
-                self._save_record(account, replace(record, refresh_started_at=self.clock.now()))
+                # Before sending: on a disk too full for this small record the new tokens could
+                # not be stored either, and under rotation the grant would be lost; so the
+                # refresh is not sent (issue 11 #9).
+                self._save_record(
+                    account, replace(record, refresh_started_at=self.clock.now()), before_refresh=True
+                )
                 try:
                     response = client.refresh(current.refresh_token, renew=renew, rotating=current.rotated)
                 except LoginRequired as exc:

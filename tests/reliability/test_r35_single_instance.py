@@ -94,7 +94,7 @@ def test_squatter_neither_blocks_nor_hears(
     squatter = subprocess.Popen(
         [sys.executable, "-c", SQUATTER, *paths, str(heard)], stdout=subprocess.PIPE, text=True
     )
-    code = "from tdgui.qt.app import run_gui; raise SystemExit(run_gui(minimized=True))"
+    code = "from tdgui.cli import main; raise SystemExit(main(['--minimized']))"
     first = None
     try:
         assert squatter.stdout is not None and squatter.stdout.readline().strip() == "ready"
