@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from helpers.keyring_session import private_keyring  # noqa: F401 - for tests that kill keyring clients
 from helpers.postgres import postgres_server  # noqa: F401 - the session's private PostgreSQL
 
 # Tests run headless and (in CI) as root: Chromium refuses to start as root with its sandbox.

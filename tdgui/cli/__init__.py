@@ -27,7 +27,7 @@ class _TerminalFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if record.exc_info or record.exc_text:
             return False
-        retry_chatter = record.name in ("tdgui.oauth", "tdgui.core.oauth") and record.levelno < logging.ERROR
+        retry_chatter = record.name == "tdgui.core.oauth" and record.levelno < logging.ERROR
         return not (self.quiet_retries and retry_chatter)
 
 

@@ -27,7 +27,7 @@ from tdgui.core.providers import Provider, host_of
 from tdgui.core.tokens import B64TOKEN
 
 # The CLI quiets retry warnings by this name (cli.py, quiet_retries).
-log = logging.getLogger("tdgui.oauth")
+log = logging.getLogger(__name__)
 
 #: Errors that mean the grant is dead and only a new browser login helps. Schwab reports an
 #: expired refresh token as invalid_client / refresh_token_authentication_error (docs/design.md §2).

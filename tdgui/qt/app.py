@@ -33,7 +33,7 @@ def _qt_message_handler(mode: object, context: object, message: str) -> None:
         QtMsgType.QtCriticalMsg: logging.ERROR,
         QtMsgType.QtFatalMsg: logging.CRITICAL,
     }.get(mode, logging.WARNING)  # type: ignore[call-overload]
-    logging.getLogger("tdgui.qt.qt").log(level, "%s", message)
+    logging.getLogger(f"{__name__}.messages").log(level, "%s", message)
 
 
 def build_shell(core: Core, settings: Settings, **options: Any) -> Shell:

@@ -177,7 +177,7 @@ class Controller(QObject):
             current.bring_to_front()
             return current
         if current is not None:
-            current.close()
+            current.shutdown()  # its child has ended before the QProcess goes (Qt would kill it)
             current.deleteLater()
         autofill = self.login_autofill_sandbox if autofill_sandbox is None else autofill_sandbox
         hooks = (  # test only: the sandbox's pages scripted in the child (tdgui.qt.login.hooks)

@@ -29,7 +29,7 @@ from tdgui.qt.controller import Controller, error_text
 from tdgui.qt.icons import app_icon, level_icon
 from tdgui.qt.status_view import StatusView
 
-log = logging.getLogger("tdgui.qt.main")
+log = logging.getLogger(__name__)
 
 
 WELCOME_TEXT = """<h2>Welcome to tdgui</h2>

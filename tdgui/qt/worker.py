@@ -10,7 +10,7 @@ from typing import Any
 import shiboken6
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, QTimer, Signal, Slot
 
-log = logging.getLogger("tdgui.qt.worker")
+log = logging.getLogger(__name__)
 
 _POOL: QThreadPool | None = None
 #: Relays waiting for their job; kept here so Python does not collect them mid-flight.

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from sandbox_helpers import add_sandbox_account, config_dir, log_in, start_sandbox
+from helpers.sandbox import add_sandbox_account, config_dir, log_in, start_sandbox
 from tdgui.core.accounts import AccountDraft, AccountManager
 from tdgui.core.config import Account, Config
 from tdgui.core.errors import LoginFailed, LoginRequired, UsageError

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from sandbox_helpers import add_sandbox_account, config_dir, start_sandbox
+from helpers.sandbox import add_sandbox_account, config_dir, start_sandbox
 from tdgui.core.clock import SYSTEM_CLOCK, Clock, ManualClock
 from tdgui.core.config import Config, sandbox_account
 from tdgui.core.environment import Environment

@@ -21,7 +21,7 @@ os.environ.setdefault("QT_LOGGING_RULES", "qt.webenginecontext.debug=false")
 
 import PySide6.QtWebEngineWidgets  # noqa: E402, F401 - must be imported before QApplication exists
 
-from sandbox_helpers import free_callback_url  # noqa: E402
+from helpers.sandbox import free_callback_url  # noqa: E402
 from tdgui.core.config import Config, sandbox_account  # noqa: E402
 from tdgui.core.service import TokenService  # noqa: E402
 from tdgui.core.stores.memory import MemoryStore  # noqa: E402

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from urllib.parse import quote
 
-from sandbox_helpers import add_sandbox_account, config_dir, log_in
+from helpers.sandbox import add_sandbox_account, config_dir, log_in
 from tdgui.core.service import TokenService
 from tdgui.core.stores.base import TokenStore
 from tdgui.sandbox import SandboxServer, sandbox_state_dir

@@ -55,7 +55,11 @@ def keyring_items(service: str) -> int:
 
 
 @pytest.mark.parametrize("kind", ["file", "sql", "keyring"])
-def test_sigkill_during_writes_leaves_old_or_new(kind: str, tmp_path: Path, figure) -> None:
+def test_sigkill_during_writes_leaves_old_or_new(
+    kind: str, tmp_path: Path, figure, request: pytest.FixtureRequest
+) -> None:
+    if kind == "keyring":
+        request.getfixturevalue("private_keyring")  # killing clients may take the daemon down
     location = {
         "file": str(tmp_path / "tokens"),
         "sql": str(tmp_path / "db" / "tokens.sqlite3"),
@@ -139,7 +143,7 @@ DEBRIS_LENGTH = 6000
 
 
 def test_keyring_killed_writers_leave_nothing(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, figure
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, figure, private_keyring: dict[str, str]
 ) -> None:
     """D2: after dozens of writers killed mid-write within seconds, the next write (once their
     entries are stale) leaves only the live record, and delete() leaves no entry at all."""

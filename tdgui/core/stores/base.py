@@ -21,7 +21,7 @@ def check_key(key: str) -> str:
 class TokenStore(ABC):
     """A place for secret text records (token JSON, client secrets).
 
-    Contract (tests/test_store_contract.py runs it against every store):
+    Contract (tests/core/stores/test_store_contract.py runs it against every store):
     - `read` of a key never written, deleted, or whose record is incomplete returns None;
     - `write` replaces the whole record atomically: a concurrent or later reader sees the
       old or the new record, never a mix, even if the writer is killed midway;

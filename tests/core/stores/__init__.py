@@ -1,1 +1,1 @@
-"""Tests of the token stores that need more than the shared contract (tests/test_store_contract.py)."""
+"""Tests of the token stores: the shared contract (test_store_contract.py) and each store's own."""

@@ -22,10 +22,21 @@ LOGIN_TIMEOUT_MS = 30_000
 AUTOFILL = TestHooks(autofill=True)
 
 
+#: Logins a test started; shut down (child ended, not just abandoned) when the test ends, as the
+#: app's controller does, so no QProcess is destroyed while its child still runs.
+STARTED: list[LoginProcess] = []
+
+
+def shut_down_started_logins() -> None:
+    while STARTED:
+        STARTED.pop().shutdown()
+
+
 def start_login(
     qtbot: QtBot, service: TokenService, name: str, *, hooks: TestHooks | None = None, timeout: float = 600.0
 ) -> LoginProcess:
     login = LoginProcess(service, name, timeout=timeout, test_hooks=hooks)
+    STARTED.append(login)
     with qtbot.waitSignal(login.child_started, timeout=15_000):
         login.start()
     return login

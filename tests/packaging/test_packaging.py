@@ -20,7 +20,7 @@ import pytest
 
 import tdgui
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.timeout(900)  # the first test also pays for the two builds
 

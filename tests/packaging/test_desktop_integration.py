@@ -18,7 +18,7 @@ import pytest
 
 import tdgui
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 RESOURCES = ROOT / "resources"
 INSTALL = ROOT / "scripts" / "install-desktop.sh"
 SIZES = (16, 24, 32, 48, 64, 128, 256, 512)

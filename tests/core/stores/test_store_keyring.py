@@ -21,7 +21,7 @@ from tdgui.core.stores.keyring import KeyringStore, chunks
 from tdgui.core.stores.keyring.chunks import CHUNK_UNITS, HEADER_PREFIX, split_chunks, utf16_units
 from tdgui.core.stores.keyring.timed import TimedKeyring
 
-WITH_KEYRING = "scripts/with-keyring.sh .venv/bin/pytest tests/test_store_keyring.py"
+WITH_KEYRING = "scripts/with-keyring.sh .venv/bin/pytest tests/core/stores/test_store_keyring.py"
 
 
 # ----------------------------------------------------------------------------- fixtures

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from sandbox_helpers import add_sandbox_account, log_in
+from helpers.sandbox import add_sandbox_account, log_in
 from tdgui.core.errors import LoginRequired, UsageError
 from tdgui.core.export import render
 from tdgui.core.service import TokenService
@@ -44,7 +44,7 @@ def logged_in(server: SandboxServer, flavor: str) -> tuple[TokenService, TokenSe
     """An account on the module's sandbox, logged in, tokens in the file store."""
     import shutil
 
-    from sandbox_helpers import config_dir
+    from helpers.sandbox import config_dir
 
     # Clients pin <config>/sandbox/ca.pem: copy the module sandbox's CA into this test's dir.
     target = config_dir() / "sandbox"

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from sandbox_helpers import add_sandbox_account, log_in, start_sandbox
+from helpers.sandbox import add_sandbox_account, log_in, start_sandbox
 from tdgui.core.service import TokenService
 from tdgui.core.tokens import TokenSet
 

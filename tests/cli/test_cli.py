@@ -27,7 +27,7 @@ from typing import Any
 
 import pytest
 
-from sandbox_helpers import add_sandbox_account, config_dir, log_in, start_sandbox
+from helpers.sandbox import add_sandbox_account, config_dir, log_in, start_sandbox
 from tdgui import cli
 from tdgui.core.config import Account, Config, sandbox_account
 from tdgui.core.service import TokenService

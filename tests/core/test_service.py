@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from sandbox_helpers import add_sandbox_account, config_dir, log_in, start_sandbox
+from helpers.sandbox import add_sandbox_account, config_dir, log_in, start_sandbox
 from tdgui.core.accounts import AccountManager
 from tdgui.core.clock import ManualClock
 from tdgui.core.config import Config

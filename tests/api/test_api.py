@@ -16,7 +16,7 @@ import pytest
 import requests
 
 import tdgui
-from sandbox_helpers import add_sandbox_account, config_dir, log_in, start_sandbox
+from helpers.sandbox import add_sandbox_account, config_dir, log_in, start_sandbox
 from tdgui.api import Accounts, api
 from tdgui.cache import DiskCache, MemCache, SQLCache, TokenCache
 from tdgui.core.errors import ConfigError, LoginRequired, UsageError

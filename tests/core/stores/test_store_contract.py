@@ -22,10 +22,10 @@ from tdgui.core.stores.file import FileStore
 from tdgui.core.stores.memory import MemoryStore
 from tdgui.core.stores.sql import SQLStore
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[3]
 KINDS = ["memory", "file", "sql", "keyring", "postgres"]
 
-WITH_KEYRING = "scripts/with-keyring.sh .venv/bin/pytest tests/test_store_contract.py"
+WITH_KEYRING = "scripts/with-keyring.sh .venv/bin/pytest tests/core/stores/test_store_contract.py"
 
 
 def secret_service_items(service: str) -> list[str]:
@@ -364,6 +364,8 @@ class _Child:
 
 @pytest.mark.parametrize("kind", ["file", "sql", "keyring", "postgres"])
 def test_sigkill_mid_write_never_corrupts(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    if kind == "keyring":
+        request.getfixturevalue("private_keyring")  # killing clients may take the daemon down
     stores = make_store(kind, tmp_path, request)
     store = next(stores)
     try:

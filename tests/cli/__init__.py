@@ -1,0 +1,1 @@
+"""Tests of the command line (tdgui.cli), as real subprocesses."""

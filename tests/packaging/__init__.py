@@ -1,0 +1,1 @@
+"""Tests of the desktop files and the PyInstaller bundle (resources/, build.spec)."""
