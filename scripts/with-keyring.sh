@@ -41,7 +41,7 @@ export HOME="$scratch/home" XDG_CACHE_HOME="$scratch/cache" XDG_CONFIG_HOME="$sc
   XDG_DATA_HOME="$scratch/data" XDG_RUNTIME_DIR="$scratch/run"
 mkdir -p "$HOME" "$XDG_CACHE_HOME" "$XDG_CONFIG_HOME" "$XDG_DATA_HOME" "$XDG_RUNTIME_DIR"
 chmod 700 "$scratch" "$XDG_RUNTIME_DIR"
-# tests/conftest.py unlocks a restarted daemon with the same password.
+# The unlock password of this throwaway keyring (it lives and dies with this run).
 export TDGUI_TEST_KEYRING_PASSWORD=pass
 
 set -m # the background job gets its own process group, so one kill reaches all of it

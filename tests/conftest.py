@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -31,34 +30,3 @@ def isolated_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator
 
     monkeypatch.setattr(tdgui.core.stores, "_shared_memory", None)
     yield config
-
-
-def _keyring_alive() -> bool:
-    from keyring.backends.SecretService import Keyring
-
-    try:
-        Keyring().get_password("tdgui-test-probe", "probe")
-        return True
-    except Exception:
-        return False
-
-
-def pytest_runtest_setup(item: pytest.Item) -> None:
-    """Keep the test session's Secret Service usable for every keyring test.
-
-    gnome-keyring can die when a client is SIGKILLed inside a call (the crash-safety tests do
-    that on purpose); D-Bus then restarts it with the login keyring locked, and every later
-    keyring test would fail for that reason alone. Unlock it again, as scripts/with-keyring.sh
-    did at the start.
-    """
-    password = os.environ.get("TDGUI_TEST_KEYRING_PASSWORD")
-    if password is None or "keyring" not in item.nodeid.lower() or _keyring_alive():
-        return
-    subprocess.run(
-        ["gnome-keyring-daemon", "--replace", "--unlock", "--components=secrets"],
-        input=password,
-        text=True,
-        capture_output=True,
-        timeout=20,
-        check=False,
-    )

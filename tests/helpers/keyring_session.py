@@ -69,8 +69,6 @@ def private_keyring(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]
     )
     for key in ("DBUS_SESSION_BUS_ADDRESS", "XDG_RUNTIME_DIR", "XDG_DATA_HOME", "TDGUI_PRIVATE_KEYRING"):
         monkeypatch.setenv(key, env[key])
-    # conftest's healing hook must not "repair" this session with the suite's password.
-    monkeypatch.delenv("TDGUI_TEST_KEYRING_PASSWORD", raising=False)
     try:
         yield env
     finally:
