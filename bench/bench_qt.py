@@ -359,7 +359,9 @@ def bench_login_view(ws: Workspace) -> Result:
 # -- row 6: memory -----------------------------------------------------------------------------
 def bench_memory(ws: Workspace) -> list[Result]:
     """PSS of the whole process tree: tdgui before / during / after a login, vs a bare tray app."""
-    add_account(ws.server, "r6", "memory")
+    # The default store (the keyring), so the app does its token work as for a user: in
+    # `tdgui --ops-child` processes (a memory-store account keeps it in the app's process).
+    add_account(ws.server, "r6", "keyring")
     details: dict[str, list[TreeMemory]] = {"before": [], "during": [], "after": []}
     extra: list[dict[str, object]] = []
 

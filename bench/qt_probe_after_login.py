@@ -57,15 +57,16 @@ def main(argv: list[str]) -> int:
     from PySide6.QtCore import QObject, QSocketNotifier, QTimer
     from PySide6.QtWidgets import QApplication
 
-    from tdgui.core.config import Config, Settings
-    from tdgui.core.service import TokenService
-    from tdgui.qt.shell import Shell
+    from tdgui.core.config import Settings
+    from tdgui.core.environment import Environment
+    from tdgui.core.root import build_core
+    from tdgui.qt.app import build_shell
 
     app = QApplication(argv[:1])
     app.setQuitOnLastWindowClosed(False)
     settings = Settings()
-    service = TokenService(Config(), lead=float(settings.refresh_lead_seconds))
-    shell = Shell(service, settings, use_tray=True, open_add_on_first_run=False)
+    # The app's own wiring (tdgui.qt.app.run_gui builds the same): token work in child processes.
+    shell = build_shell(build_core(Environment.from_os()), settings, use_tray=True, open_add_on_first_run=False)
     controller = shell.controller
     state: dict[str, object] = {"stage": "starting", "code": 0}
     logins: list[QObject] = []
