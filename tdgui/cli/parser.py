@@ -37,8 +37,8 @@ ACCOUNTS_JSON = """--json prints a JSON list with one object per account; these 
   authorize_url, token_url, auth_method            custom only, else null
   scopes                                           list of strings
   pkce                                             true or false
-  db_url, db_schema, db_key_id, db_secrets         postgres only, else null
-  db_allow_insecure                                true or false
+  db_url, db_schema, db_key_id, db_secrets,        postgres accounts only (absent for others):
+  db_allow_insecure                                strings or null; true or false
   exports                                          list of {"format": ..., "path": ...}
                                                    (token files kept in sync)
 No secret is ever part of it.

@@ -236,3 +236,11 @@ def _install_sandbox_ca(config_dir: Path, pem: str) -> None:
         )
     if present is None:
         atomic_write(path, pem)
+
+
+def forget_shared(service: TokenService, account: Account) -> None:
+    """For `accounts remove`: delete the shared account's description from the database
+    (its tokens, secret and status went already) and this machine's key and password."""
+    service.store(account).delete(f"{account.name}/account")
+    keyring = None if account.db_secrets == "file" else service.open_store("keyring")
+    delete_secrets(service.directory, account.name, account.db_secrets, keyring)

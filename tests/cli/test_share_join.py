@@ -348,3 +348,48 @@ def test_share_refuses_an_account_already_in_the_database(m: Machines) -> None:
     assert again.returncode == 2 and "--replace" in again.stderr, again.stderr
     assert Config().account(NAME).store == "file"
     assert account.store == "postgres"
+
+
+def test_remove_on_a_joined_machine_removes_the_shared_account_and_the_local_key(m: Machines) -> None:
+    m.share()
+    assert m.join().returncode == 0
+    removed = m.run("B", "accounts", "remove", NAME)
+    assert removed.returncode == 0, removed.stderr
+    assert not (m.config_dir("B") / "db" / f"{NAME}.json").exists()
+    with m.server.admin() as conn:
+        left = conn.execute(f'SELECT name FROM "{m.schema}".records WHERE account = %s', (NAME,)).fetchall()
+    assert left == []
+    # The desktop's account is still configured, and says its tokens are gone.
+    assert m.run("A", "token", NAME).returncode == 3
+
+
+def test_postgres_account_fields_are_validated_and_never_hold_a_secret() -> None:
+    from tdgui.core.config import Account, sandbox_account
+    from tdgui.core.errors import UsageError
+
+    base = sandbox_account(NAME, sandbox_url="https://127.0.0.1:1/")
+    ok = dataclasses.replace(
+        base, store="postgres", db_url="postgresql://u@db.example/d", db_key_id="0" * 16
+    ).validate()
+    assert Account.from_dict(ok.to_dict()) == ok
+    url = "postgresql://u@db.example/d"
+    for bad in (
+        {"store": "postgres"},  # no URL, no key id
+        {"store": "postgres", "db_url": "postgresql://u:pw@db.example/d", "db_key_id": "0" * 16},
+        {"store": "postgres", "db_url": "postgresql://u@db.example/d?sslmode=disable", "db_key_id": "0" * 16},
+        {"store": "postgres", "db_url": "postgresql://u@db.example/d", "db_key_id": "xyz"},
+        {"store": "postgres", "db_url": url, "db_key_id": "0" * 16, "db_secrets": "x"},
+        {"store": "file", "db_url": "postgresql://u@db.example/d"},
+    ):
+        with pytest.raises(UsageError):
+            dataclasses.replace(base, **bad).validate()  # type: ignore[arg-type]
+    insecure = dataclasses.replace(
+        ok, db_url="postgresql://u@db.example/d?sslmode=disable", db_allow_insecure=True
+    )
+    assert insecure.validate() == insecure
+
+
+def test_other_accounts_json_has_no_db_fields() -> None:
+    from tdgui.core.config import sandbox_account
+
+    assert not [k for k in sandbox_account(NAME).to_dict() if k.startswith("db_")]
