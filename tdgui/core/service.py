@@ -94,8 +94,17 @@ class TokenService:
         return self.open_store(account.store)
 
     def _postgres_store(self, account: Account) -> TokenStore:
-        """A postgres account's own store (its URL, schema and key), one per account settings."""
-        cache_key = f"postgres:{account.name}:{account.fingerprint()}"
+        """A postgres account's own store, one object per database settings: an edit that keeps
+        them (a new callback URL) gets the same object, so it does not "move" the tokens from
+        the database to itself and delete them (AccountService.edit compares stores by identity)."""
+        where = (
+            account.db_url,
+            account.db_schema,
+            account.db_key_id,
+            account.db_secrets,
+            account.db_allow_insecure,
+        )
+        cache_key = f"postgres:{account.name}:{where!r}"
         if cache_key not in self._stores:
             from tdgui.core.db_account import open_postgres
 

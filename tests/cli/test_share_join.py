@@ -398,3 +398,16 @@ def test_other_accounts_json_has_no_db_fields() -> None:
     from tdgui.core.config import sandbox_account
 
     assert not [k for k in sandbox_account(NAME).to_dict() if k.startswith("db_")]
+
+
+def test_editing_a_shared_account_keeps_its_tokens_in_the_database(m: Machines) -> None:
+    from tdgui.core.accounts import AccountManager
+
+    m.share()
+    before = _tokens(m)
+    service = TokenService(Config())
+    account = service.account(NAME)
+    result = AccountManager(service).edit(NAME, dataclasses.replace(account, scopes=("read",)))
+    assert not result.moved and not result.dropped
+    assert _tokens(m).refresh_token == before.refresh_token
+    assert service.get_token(NAME).access_token == before.access_token
