@@ -23,7 +23,7 @@ EXPORT_FORMATS = ("schwab-py", "tda-api", "json")
 DB_SECRETS = ("keyring", "file")
 DB_KEY_ID = re.compile(r"^[0-9a-f]{16}$")
 DB_SCHEMA = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
-_DB_FIELDS = ("db_url", "db_schema", "db_key_id", "db_secrets", "db_allow_insecure")
+DB_FIELDS = ("db_url", "db_schema", "db_key_id", "db_secrets", "db_allow_insecure")
 
 
 @dataclass(frozen=True)
@@ -140,7 +140,7 @@ class Account:
         if self.store != "postgres":
             # Only postgres accounts carry db_* fields: other accounts' JSON (accounts.json,
             # `accounts list --json`) stays exactly as before, readable by older versions.
-            for name in _DB_FIELDS:
+            for name in DB_FIELDS:
                 body.pop(name)
         return body
 
