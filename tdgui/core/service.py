@@ -74,6 +74,10 @@ class TokenService:
         #: Status records of accounts whose tokens live in this process only (see _shares_records).
         self._private_records: dict[str, RefreshRecord] = {}
         self._stores: dict[str, TokenStore] = {}
+        #: The last tokens read from a shared (database) store, per account: a long-running
+        #: consumer (tdgui.session, the tray) rides out a short database outage on them while
+        #: their access token is valid (issue 12).
+        self._last_shared: dict[str, TokenSet] = {}
 
     # -- wiring ---------------------------------------------------------------------------
     @property
@@ -182,6 +186,8 @@ class TokenService:
         tokens = TokenSet.from_json(text)
         for secret in (tokens.access_token, tokens.refresh_token):
             SECRETS.add(secret)
+        if self._shared_store(account) is not None:
+            self._last_shared[account.name] = tokens
         return tokens
 
     def _write_tokens(self, account: Account, tokens: TokenSet) -> None:
@@ -319,7 +325,14 @@ class TokenService:
         """
         account = self.account(name)
         provider = self.provider(account)
-        tokens = self.read_tokens(account)
+        try:
+            tokens = self.read_tokens(account)
+        except StoreUnavailable:
+            held = self._last_shared.get(name)
+            if held is None or not held.access_valid(self.clock.now()):
+                raise
+            log.warning("%s: the database is unreachable; serving the still-valid access token", name)
+            return held
         if tokens is None:
             raise _no_tokens(name)
         # A wall clock set back (by hand, a bad NTP step) would make a token the provider has
@@ -458,6 +471,7 @@ class TokenService:
         """Delete the tokens and the status record (the caller holds the refresh lock)."""
         self.store(account).delete(f"{account.name}/tokens")
         self._private_records.pop(account.name, None)
+        self._last_shared.pop(account.name, None)
         shared = self._shared_store(account)
         if shared is not None:
             shared.delete(f"{account.name}/status")

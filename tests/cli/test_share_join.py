@@ -411,3 +411,22 @@ def test_editing_a_shared_account_keeps_its_tokens_in_the_database(m: Machines) 
     assert not result.moved and not result.dropped
     assert _tokens(m).refresh_token == before.refresh_token
     assert service.get_token(NAME).access_token == before.access_token
+
+
+def test_a_long_running_consumer_rides_out_a_database_outage_while_its_token_is_valid(m: Machines) -> None:
+    from tdgui.core.errors import StoreUnavailable
+
+    m.share()
+    service = TokenService(Config())  # one long-lived process on the desktop (tdgui.session, the tray)
+    token = service.get_token(NAME).access_token
+    m.server.stop()
+    try:
+        assert service.get_token(NAME).access_token == token  # served from what it last read
+        started = time.monotonic()
+        with pytest.raises(StoreUnavailable, match=r"PostgreSQL on 127\.0\.0\.1") as caught:
+            TokenService(Config()).get_token(NAME)  # a new process has nothing to ride on
+        assert time.monotonic() - started < 3
+        assert token not in str(caught.value) and m.server.password not in str(caught.value)
+    finally:
+        m.server.start()
+    assert service.get_token(NAME).access_token == token
