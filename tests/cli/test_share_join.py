@@ -430,3 +430,14 @@ def test_a_long_running_consumer_rides_out_a_database_outage_while_its_token_is_
     finally:
         m.server.start()
     assert service.get_token(NAME).access_token == token
+
+
+def test_the_weekly_login_on_the_desktop_reaches_the_other_machine(m: Machines) -> None:
+    m.share()
+    assert m.join().returncode == 0
+    fresh = log_in(TokenService(Config()), NAME)  # machine A, a shared account: into the database
+    assert isinstance(fresh, TokenSet)
+    token = m.run("B", "token", NAME)
+    assert token.returncode == 0, token.stderr
+    assert token.stdout.strip() == fresh.access_token
+    assert m.sandbox.stats()["revoked_grants"] == 0
