@@ -66,7 +66,9 @@ def main(argv: list[str]) -> int:
     app.setQuitOnLastWindowClosed(False)
     settings = Settings()
     # The app's own wiring (tdgui.qt.app.run_gui builds the same): token work in child processes.
-    shell = build_shell(build_core(Environment.from_os()), settings, use_tray=True, open_add_on_first_run=False)
+    shell = build_shell(
+        build_core(Environment.from_os()), settings, use_tray=True, open_add_on_first_run=False
+    )
     controller = shell.controller
     state: dict[str, object] = {"stage": "starting", "code": 0}
     logins: list[QObject] = []

@@ -25,6 +25,7 @@ SUITES = [
     ("bench_cli", "2, 3, 4, 7", "script paths: redirect, token, status"),
     ("bench_qt", "1, 6, 5", "desktop app: login view, memory, idle tray"),
     ("bench_bundle", "8", "PyInstaller bundle: size and start-up"),
+    ("bench_postgres", "9", "postgres account: `tdgui token` vs bare psycopg"),
 ]
 
 

@@ -6,10 +6,14 @@ import argparse
 import json
 import sys
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from tdgui.cli.output import open_browser_announcing, print_status, say, valid_until
 from tdgui.core.errors import TdguiError, UsageError
 from tdgui.core.root import Core
+
+if TYPE_CHECKING:
+    from tdgui.core.sharing import DbChoice
 
 NO_ACCOUNTS = "no accounts yet: add one with `tdgui accounts add NAME --provider ...`"
 
@@ -136,6 +140,50 @@ def cmd_logout(core: Core, args: argparse.Namespace) -> int:
     return 0
 
 
+def _stdin_line(what: str) -> str:
+    line = sys.stdin.readline().strip()
+    if not line:
+        raise UsageError(f"{what}: nothing was read from standard input")
+    return line
+
+
+def _db_choice(args: argparse.Namespace, password: str | None) -> DbChoice:
+    from tdgui.core.sharing import DbChoice
+
+    return DbChoice(
+        url=args.db,
+        password=password,
+        schema=args.db_schema,
+        allow_insecure=args.allow_insecure,
+        secrets=args.db_secrets,
+    )
+
+
+def cmd_share(core: Core, args: argparse.Namespace) -> int:
+    from tdgui.core.sharing import share
+
+    password = _stdin_line("--db-password-stdin") if args.db_password_stdin else None
+    key = share(core.service, args.name, _db_choice(args, password), replace_existing=args.replace)
+    # The key is printed once, here (it is this command's result, like `tdgui token`'s token).
+    sys.stdout.write(key.encode() + "\n")
+    say(
+        f"shared {args.name}: its tokens now live in the database. On another machine run "
+        f"`tdgui join {args.name} --db URL --key-stdin` and give it the key above"
+    )
+    return 0
+
+
+def cmd_join(core: Core, args: argparse.Namespace) -> int:
+    from tdgui.core.record_crypto import RecordKey
+    from tdgui.core.sharing import join
+
+    key = RecordKey.parse(_stdin_line("--key-stdin"))
+    password = _stdin_line("--db-password-stdin") if args.db_password_stdin else None
+    account = join(core.service, args.name, _db_choice(args, password), key)
+    say(f"joined {account.name} ({account.provider}); `tdgui token {account.name}` prints its token")
+    return 0
+
+
 def cmd_sandbox(core: Core, args: argparse.Namespace) -> int:
     from tdgui.core import providers
     from tdgui.sandbox import serve_forever
@@ -177,6 +225,8 @@ COMMANDS: dict[str, Callable[[Core, argparse.Namespace], int]] = {
     "refresh": cmd_refresh,
     "export": cmd_export,
     "logout": cmd_logout,
+    "share": cmd_share,
+    "join": cmd_join,
     "sandbox": cmd_sandbox,
     "gui": cmd_gui,
 }

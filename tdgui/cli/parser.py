@@ -37,10 +37,40 @@ ACCOUNTS_JSON = """--json prints a JSON list with one object per account; these 
   authorize_url, token_url, auth_method            custom only, else null
   scopes                                           list of strings
   pkce                                             true or false
+  db_url, db_schema, db_key_id, db_secrets,        postgres accounts only (absent for others):
+  db_allow_insecure                                strings or null; true or false
   exports                                          list of {"format": ..., "path": ...}
                                                    (token files kept in sync)
 No secret is ever part of it.
 """
+
+
+SHARE_HELP = """share prints the account's key once on stdout: keep it, it is the only way to join.
+join reads the key from the first line of stdin; with --db-password-stdin the database
+password is the next line (share: the first). The URL never carries a password (it is kept
+in accounts.json); without --db-password-stdin libpq's ~/.pgpass or PGPASSWORD are used.
+The key and the password go to the keyring, or with --db-secrets file to a 0600 file in
+the config directory.
+"""
+
+
+def _db_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--db", required=True, metavar="URL", help="postgresql://USER@HOST:PORT/DB (no password)"
+    )
+    parser.add_argument("--db-password-stdin", action="store_true", help="read the DB password from stdin")
+    parser.add_argument("--db-schema", metavar="NAME", help="schema for tdgui's tables (default: tdgui)")
+    parser.add_argument(
+        "--db-secrets",
+        choices=("keyring", "file"),
+        default="keyring",
+        help="where this machine keeps the key and password (default: keyring)",
+    )
+    parser.add_argument(
+        "--allow-insecure",
+        action="store_true",
+        help="allow sslmode weaker than require to another machine (not recommended)",
+    )
 
 
 class _Parser(argparse.ArgumentParser):
@@ -135,6 +165,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     logout = command("logout", "delete the stored tokens of an account")
     logout.add_argument("name")
+
+    share = command(
+        "share",
+        "move an account's tokens into a PostgreSQL database other machines can join",
+        SHARE_HELP,
+    )
+    share.add_argument("name")
+    _db_options(share)
+    share.add_argument(
+        "--replace", action="store_true", help="start over if the database already holds this account"
+    )
+
+    join = command("join", "use an account shared with `tdgui share` on this machine", SHARE_HELP)
+    join.add_argument("name")
+    join.add_argument("--key-stdin", action="store_true", required=True, help="read the key from stdin")
+    _db_options(join)
 
     sandbox = command("sandbox", "run the local HTTPS broker emulator")
     sandbox.add_argument("--port", type=int, help="default: the port sandbox accounts point at")

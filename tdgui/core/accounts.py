@@ -216,6 +216,10 @@ class AccountManager:
                 with contextlib.suppress(FileNotFoundError):
                     path.unlink()
                     removed.append(path)
+            if account.store == "postgres":
+                from tdgui.core.sharing import forget_shared
+
+                forget_shared(service, account)  # the shared description, and this machine's key
             service.config.remove_account(name)
         return removed
 

@@ -19,6 +19,11 @@ from tdgui.core.stores import STORE_KINDS
 ACCOUNTS_VERSION = 1
 ACCOUNT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 EXPORT_FORMATS = ("schwab-py", "tda-api", "json")
+#: Where a postgres account's record key and database password live (keyring by default).
+DB_SECRETS = ("keyring", "file")
+DB_KEY_ID = re.compile(r"^[0-9a-f]{16}$")
+DB_SCHEMA = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+DB_FIELDS = ("db_url", "db_schema", "db_key_id", "db_secrets", "db_allow_insecure")
 
 
 @dataclass(frozen=True)
@@ -47,6 +52,15 @@ class Account:
     pkce: bool = True
     #: token files rewritten after every refresh (`tdgui export --keep-synced`).
     exports: tuple[ExportTarget, ...] = ()
+    #: postgres only (`tdgui share` / `tdgui join` set them): the connection URL (never with a
+    #: password), the schema, the record key's id (hex; the key itself is never here), where
+    #: the key and the optional database password live ("keyring" or "file": a 0600 file
+    #: under the config dir), and whether a weak-TLS URL to another machine was allowed.
+    db_url: str | None = None
+    db_schema: str | None = None
+    db_key_id: str | None = None
+    db_secrets: str | None = None
+    db_allow_insecure: bool = False
 
     def validate(self) -> Account:
         if not ACCOUNT_NAME.fullmatch(self.name):
@@ -69,7 +83,28 @@ class Account:
         for target in self.exports:
             if target.format not in EXPORT_FORMATS:
                 raise UsageError(f"unknown export format {target.format!r}")
+        self._validate_db()
         return self
+
+    def _validate_db(self) -> None:
+        if self.store != "postgres":
+            if self.db_url or self.db_schema or self.db_key_id or self.db_secrets or self.db_allow_insecure:
+                raise UsageError("database settings (db_*) belong to postgres accounts only")
+            return
+        if not (self.db_url and self.db_key_id):
+            raise UsageError(
+                "a postgres account is made by `tdgui share NAME --db URL` (desktop) or "
+                "`tdgui join NAME --db URL --key-stdin` (other machines)"
+            )
+        from tdgui.core.stores._pg_conninfo import parse_url
+
+        parse_url(self.db_url, allow_insecure=self.db_allow_insecure)
+        if not DB_KEY_ID.fullmatch(self.db_key_id):
+            raise UsageError("db_key_id must be 16 lower-case hex digits")
+        if self.db_schema is not None and not DB_SCHEMA.fullmatch(self.db_schema):
+            raise UsageError(f"invalid schema name {self.db_schema!r}: use lower-case letters, digits and _")
+        if (self.db_secrets or "keyring") not in DB_SECRETS:
+            raise UsageError(f"db_secrets must be one of {', '.join(DB_SECRETS)}")
 
     def resolve_provider(
         self, config_dir: Path | None, *, default_sandbox_url: str | None = None
@@ -102,6 +137,11 @@ class Account:
         body = asdict(self)
         body["scopes"] = list(self.scopes)
         body["exports"] = [asdict(e) for e in self.exports]
+        if self.store != "postgres":
+            # Only postgres accounts carry db_* fields: other accounts' JSON (accounts.json,
+            # `accounts list --json`) stays exactly as before, readable by older versions.
+            for name in DB_FIELDS:
+                body.pop(name)
         return body
 
     @classmethod
@@ -131,11 +171,22 @@ def _check_account_types(body: dict[str, Any]) -> None:
     for key in ("name", "provider", "client_id", "callback_url", "store"):
         if key in body and not isinstance(body[key], str):
             raise bad(key, "text")
-    for key in ("flavor", "sandbox_url", "authorize_url", "token_url", "auth_method"):
+    for key in (
+        "flavor",
+        "sandbox_url",
+        "authorize_url",
+        "token_url",
+        "auth_method",
+        "db_url",
+        "db_schema",
+        "db_key_id",
+        "db_secrets",
+    ):
         if body.get(key) is not None and not isinstance(body[key], str):
             raise bad(key, "text or null")
-    if "pkce" in body and not isinstance(body["pkce"], bool):
-        raise bad("pkce", "true or false")
+    for key in ("pkce", "db_allow_insecure"):
+        if key in body and not isinstance(body[key], bool):
+            raise bad(key, "true or false")
     scopes = body.get("scopes")
     if scopes is not None and not (isinstance(scopes, list) and all(isinstance(x, str) for x in scopes)):
         raise bad("scopes", "a list of text")

@@ -112,6 +112,27 @@ def _record_types_ok(record: RefreshRecord) -> bool:
     )
 
 
+def record_to_json(record: RefreshRecord) -> str:
+    return json.dumps(asdict(record))
+
+
+def record_from_json(text: str) -> RefreshRecord:
+    """The record in `text`; a damaged one reads as empty (bookkeeping only, rebuilt on write)."""
+    try:
+        body = json.loads(text)
+        if not isinstance(body, dict):
+            return RefreshRecord()
+        times = body.pop("times", None)
+        if times is not None and not _times_ok(times):
+            times = None
+        record = RefreshRecord(**body, times=TokenTimes(**times) if times else None)
+    except (ValueError, TypeError, RecursionError):
+        return RefreshRecord()
+    if not _record_types_ok(record):
+        return RefreshRecord()
+    return record
+
+
 class StatusRecords:
     """`status/NAME.json` under one config directory; a damaged record reads as empty."""
 
@@ -123,27 +144,18 @@ class StatusRecords:
 
     def read(self, name: str) -> RefreshRecord:
         try:
-            body = json.loads(read_private_text(self.path(name), STATUS_LIMIT))
-            if not isinstance(body, dict):
-                return RefreshRecord()
-            times = body.pop("times", None)
-            if times is not None and not _times_ok(times):
-                times = None
-            record = RefreshRecord(**body, times=TokenTimes(**times) if times else None)
+            return record_from_json(read_private_text(self.path(name), STATUS_LIMIT))
         except FileNotFoundError:
             return RefreshRecord()
-        except (OSError, ValueError, TypeError, RecursionError):
+        except (OSError, ValueError):
             return RefreshRecord()  # bookkeeping only: a damaged file is rebuilt on next write
-        if not _record_types_ok(record):
-            return RefreshRecord()
-        return record
 
     def save(self, name: str, record: RefreshRecord, *, before_refresh: bool = False) -> None:
         """Write the record; a failure is only logged (bookkeeping must not fail `token`), except
         a full disk `before_refresh`: the new tokens could not be stored either, and under
         rotation the grant would be lost, so that is StoreUnavailable and no refresh is sent."""
         try:
-            atomic_write(self.path(name), json.dumps(asdict(record)))
+            atomic_write(self.path(name), record_to_json(record))
         except OSError as exc:
             reason = exc.strerror or str(exc)
             if before_refresh and exc.errno in (errno.ENOSPC, errno.EDQUOT):

@@ -74,6 +74,10 @@ class TokenService:
         #: Status records of accounts whose tokens live in this process only (see _shares_records).
         self._private_records: dict[str, RefreshRecord] = {}
         self._stores: dict[str, TokenStore] = {}
+        #: The last tokens read from a shared (database) store, per account: a long-running
+        #: consumer (tdgui.session, the tray) rides out a short database outage on them while
+        #: their access token is valid (issue 12).
+        self._last_shared: dict[str, TokenSet] = {}
 
     # -- wiring ---------------------------------------------------------------------------
     @property
@@ -89,7 +93,34 @@ class TokenService:
     def store(self, account: Account) -> TokenStore:
         if self.store_override is not None:
             return self.store_override
+        if account.store == "postgres":
+            return self._postgres_store(account)
         return self.open_store(account.store)
+
+    def _postgres_store(self, account: Account) -> TokenStore:
+        """A postgres account's own store, one object per database settings: an edit that keeps
+        them (a new callback URL) gets the same object, so it does not "move" the tokens from
+        the database to itself and delete them (AccountService.edit compares stores by identity)."""
+        where = (
+            account.db_url,
+            account.db_schema,
+            account.db_key_id,
+            account.db_secrets,
+            account.db_allow_insecure,
+        )
+        cache_key = f"postgres:{account.name}:{where!r}"
+        if cache_key not in self._stores:
+            from tdgui.core.db_account import open_postgres
+
+            keyring = None if account.db_secrets == "file" else self.open_store("keyring")
+            self._stores[cache_key] = open_postgres(account, self.directory, keyring)
+        return self._stores[cache_key]
+
+    def _shared_store(self, account: Account) -> TokenStore | None:
+        """The store every machine shares for this account (status records live there too)."""
+        if self.store_override is None and account.store == "postgres":
+            return self.store(account)
+        return None
 
     def open_store(self, kind: str) -> TokenStore:
         """One store object per kind for this service, under its own config directory."""
@@ -101,7 +132,7 @@ class TokenService:
 
     def secret_store(self, account: Account) -> TokenStore:
         """Client secrets go to the keyring, unless the user chose a disk store for the account."""
-        if self.store_override is not None or account.store in ("file", "sql", "keyring"):
+        if self.store_override is not None or account.store in ("file", "sql", "keyring", "postgres"):
             return self.store(account)
         return self.open_store("keyring")
 
@@ -155,6 +186,8 @@ class TokenService:
         tokens = TokenSet.from_json(text)
         for secret in (tokens.access_token, tokens.refresh_token):
             SECRETS.add(secret)
+        if self._shared_store(account) is not None:
+            self._last_shared[account.name] = tokens
         return tokens
 
     def _write_tokens(self, account: Account, tokens: TokenSet) -> None:
@@ -174,22 +207,45 @@ class TokenService:
     def refresh_record(self, name: str) -> RefreshRecord:
         if name in self._private_records:
             return self._private_records[name]
+        account = self.config.find(name)
+        if account is not None and self._shared_store(account) is not None:
+            return self._record_for(account)
         return self.records.read(name)
 
     def _record_for(self, account: Account) -> RefreshRecord:
         if not self._shares_records(account):
             return self._private_records.get(account.name, RefreshRecord())
+        shared = self._shared_store(account)
+        if shared is not None:
+            # One truth for every machine: a refresh done elsewhere shows here (issue 12).
+            from tdgui.core.records import record_from_json
+
+            text = shared.read(f"{account.name}/status")
+            return RefreshRecord() if text is None else record_from_json(text)
         return self.records.read(account.name)
 
     def _save_record(self, account: Account, record: RefreshRecord, *, before_refresh: bool = False) -> None:
-        if self._shares_records(account):
+        shared = self._shared_store(account) if self._shares_records(account) else None
+        if shared is not None:
+            from tdgui.core.records import record_to_json
+
+            shared.write(f"{account.name}/status", record_to_json(record))
+        elif self._shares_records(account):
             self.records.save(account.name, record, before_refresh=before_refresh)
         else:
             self._private_records[account.name] = record
 
     @contextmanager
     def refresh_lock(self, name: str) -> Iterator[None]:
-        """Kernel lock (flock on POSIX): released by the kernel if the holder dies."""
+        """The store's lock when every machine shares the store (postgres: a session advisory
+        lock the server frees when its holder dies), else a kernel lock (flock on POSIX)."""
+        account = self.config.find(name)
+        shared = self._shared_store(account) if account is not None else None
+        lock = shared.refresh_lock(name) if shared is not None else None
+        if lock is not None:
+            with lock:
+                yield
+            return
         from filelock import Timeout
 
         try:
@@ -269,7 +325,14 @@ class TokenService:
         """
         account = self.account(name)
         provider = self.provider(account)
-        tokens = self.read_tokens(account)
+        try:
+            tokens = self.read_tokens(account)
+        except StoreUnavailable:
+            held = self._last_shared.get(name)
+            if held is None or not held.access_valid(self.clock.now()):
+                raise
+            log.warning("%s: the database is unreachable; serving the still-valid access token", name)
+            return held
         if tokens is None:
             raise _no_tokens(name)
         # A wall clock set back (by hand, a bad NTP step) would make a token the provider has
@@ -361,10 +424,11 @@ class TokenService:
 
     def _status_of(self, account: Account) -> AccountStatus:
         now = self.clock.now()
-        record = self._record_for(account)
         provider = self.provider(account)
         read_error = times = None
+        record = RefreshRecord()
         try:
+            record = self._record_for(account)  # from the database for a shared account
             times = self._times(account, record)
         except (StoreUnavailable, StoredDataError) as exc:
             read_error = str(exc)
@@ -385,8 +449,8 @@ class TokenService:
         now = self.clock.now()
         plans = []
         for account in self.config.accounts():
-            record = self._record_for(account)
             try:
+                record = self._record_for(account)
                 times = self._times(account, record)
                 provider = self.provider(account)
             except TdguiError as exc:
@@ -412,6 +476,10 @@ class TokenService:
         """Delete the tokens and the status record (the caller holds the refresh lock)."""
         self.store(account).delete(f"{account.name}/tokens")
         self._private_records.pop(account.name, None)
+        self._last_shared.pop(account.name, None)
+        shared = self._shared_store(account)
+        if shared is not None:
+            shared.delete(f"{account.name}/status")
         self.records.delete(account.name)
 
     def export(self, name: str, fmt: str, path: Path, *, keep_synced: bool) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from PySide6.QtCore import Slot
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -16,7 +18,7 @@ from PySide6.QtWidgets import (
 )
 
 from tdgui.core import providers
-from tdgui.core.config import Account
+from tdgui.core.config import DB_FIELDS, Account
 from tdgui.core.errors import UsageError
 from tdgui.core.stores import STORE_KINDS
 
@@ -210,7 +212,16 @@ class AccountDialog(QDialog):
             scopes=tuple(self.scopes.text().split()) if custom else (),
             pkce=self.pkce.isChecked() if custom else True,
             exports=self.existing.exports if self.existing else (),
+            **self._db_settings(),
         )
+
+    def _db_settings(self) -> dict[str, Any]:
+        """A shared (postgres) account keeps its database settings through an edit; they are
+        made by `tdgui share` / `tdgui join`, not in this dialog."""
+        shared = self.existing is not None and self.existing.store == "postgres"
+        if not shared or self.store.currentText() != "postgres":
+            return {}
+        return {f: getattr(self.existing, f) for f in DB_FIELDS}
 
     # -- validation -------------------------------------------------------------------------
     @Slot()

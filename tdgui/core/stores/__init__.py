@@ -1,4 +1,4 @@
-"""Token stores behind one contract: keyring (default), file, memory and sql."""
+"""Token stores behind one contract: keyring (default), file, memory, sql and postgres."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from tdgui.core.stores.memory import MemoryStore
 __all__ = ["STORE_KINDS", "MemoryStore", "TokenStore", "check_key", "open_store"]
 
 #: The `--store` choices, default first.
-STORE_KINDS = ("keyring", "file", "memory", "sql")
+STORE_KINDS = ("keyring", "file", "memory", "sql", "postgres")
 
 _shared_memory: MemoryStore | None = None
 _shared_memory_lock = threading.Lock()
@@ -43,4 +43,11 @@ def open_store(kind: str, config_dir: Path) -> TokenStore:
             if _shared_memory is None:
                 _shared_memory = MemoryStore()
             return _shared_memory
+    if kind == "postgres":
+        # One database per account, with its own URL and key: TokenService.store() builds it
+        # from the account (tdgui.core.db_account); there is no config-wide postgres store.
+        raise UsageError(
+            "a postgres store belongs to one account: make it with `tdgui share NAME --db URL` "
+            "(desktop) or `tdgui join NAME --db URL --key-stdin` (other machines)"
+        )
     raise UsageError(f"unknown token store {kind!r}: choose one of {', '.join(STORE_KINDS)}")

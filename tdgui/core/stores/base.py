@@ -8,11 +8,13 @@ from contextlib import AbstractContextManager
 
 from tdgui.core.errors import UsageError
 
-_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}(/(tokens|secret))?$")
+#: `account` (the shared account description) and `status` (the status record) are kept by
+#: a shared store (postgres); `dbkey`/`dbpassword` by the keyring for a postgres account.
+_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}(/(tokens|secret|status|account|dbkey|dbpassword))?$")
 
 
 def check_key(key: str) -> str:
-    """Keys are `ACCOUNT/tokens` or `ACCOUNT/secret` (account names are [A-Za-z0-9._-])."""
+    """Keys are `ACCOUNT/tokens`, `ACCOUNT/secret` and the few others `_KEY` names."""
     if not _KEY.fullmatch(key):
         raise UsageError(f"invalid store key {key!r}")
     return key

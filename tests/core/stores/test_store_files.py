@@ -233,15 +233,17 @@ def test_sql_shared_by_processes(tmp_path: Path) -> None:
 
 
 def test_open_store_kinds(isolated_config: Path) -> None:
-    assert STORE_KINDS == ("keyring", "file", "memory", "sql")
+    assert STORE_KINDS == ("keyring", "file", "memory", "sql", "postgres")
     assert isinstance(open_store("file", isolated_config), FileStore)
     assert isinstance(open_store("sql", isolated_config), SQLStore)
     assert open_store("keyring", isolated_config).kind == "keyring"  # built without touching the keyring
     memory = open_store("memory", isolated_config)
     assert isinstance(memory, MemoryStore)
     assert open_store("memory", isolated_config) is memory  # one per process: service and API share it
-    for kind in STORE_KINDS:
+    for kind in STORE_KINDS[:-1]:
         assert open_store(kind, isolated_config).kind == kind
+    with pytest.raises(UsageError, match="tdgui share"):  # per account: TokenService.store() builds it
+        open_store("postgres", isolated_config)
     with pytest.raises(UsageError, match="unknown token store 'vault'"):
         open_store("vault", isolated_config)
 
