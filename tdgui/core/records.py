@@ -169,4 +169,7 @@ class StatusRecords:
             log.warning("could not write the status record of %s: %s", name, exc.strerror or exc)
 
     def delete(self, name: str) -> None:
-        self.path(name).unlink(missing_ok=True)
+        try:
+            self.path(name).unlink(missing_ok=True)
+        except NotADirectoryError:
+            pass  # status/ is not a directory: no record of this name exists (row 33)
