@@ -166,6 +166,6 @@ def test_sigkill_loses_grants_only_inside_the_window(kind: str, figure) -> None:
         # Nothing but building the record runs between the answer and the write (no status,
         # exports, notifications first). The absolute target (under 5 ms for file and sql) is
         # reported above; it moves with the load of the box, so it is not asserted here.
-        assert statistics.median(other) < 0.002, "work before the store write widens the window"
+        assert statistics.median(other) < 0.003, "work before the store write widens the window"
     finally:
         server.stop()
