@@ -26,6 +26,9 @@ def print_status(status: AccountStatus) -> None:
     print(f"  last refresh    {last}")
     if status.last_error:
         print(f"  last error      {status.last_error}")
+    for warning in status.warnings:
+        if warning != status.last_error:
+            print(f"  warning         {warning}")
 
 
 def valid_until(at: float) -> str:

@@ -29,6 +29,8 @@ STATUS_JSON = """--json prints a JSON list with one object per account; these fi
   access_expires_in       seconds left (negative once expired) or null; refresh_expires_in too
   last_refresh_ok         true, false or null (never refreshed)
   last_error              string or null
+  warnings                list of strings: an odd provider answer (a lifetime replaced by the
+                          default), a refresh cut off or whose answer was lost
 """
 
 ACCOUNTS_JSON = """--json prints a JSON list with one object per account; these fields are stable:

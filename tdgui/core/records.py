@@ -18,6 +18,8 @@ log = logging.getLogger(__name__)
 
 #: The wall clock may lag real time by this much before tdgui stops believing it (NTP steps).
 CLOCK_TOLERANCE = 30.0
+#: At most this many answer warnings are kept (each is already sanitized and bounded).
+MAX_WARNINGS = 8
 
 
 @dataclass(frozen=True)
@@ -39,32 +41,48 @@ class RefreshRecord:
     #: whatever the wall clock says now (a clock set back must not make an expired token look new).
     received_boot_id: str | None = None
     received_boottime: float | None = None
+    #: What was odd about the answer the stored tokens came from (TokenSet.warnings: a bad
+    #: lifetime replaced by the provider's default, extra fields dropped), for `status`.
+    warnings: tuple[str, ...] = ()
+    #: The last refresh was sent and its answer lost (oauth.RefreshOutcomeUnknown): the provider
+    #: may have rotated the refresh token; kept until a refresh succeeds or the grant is dead.
+    outcome_unknown: bool = False
 
-    def failed(self, at: float, error: str, *, login_required: bool) -> RefreshRecord:
+    def failed(
+        self, at: float, error: str, *, login_required: bool, outcome_unknown: bool = False
+    ) -> RefreshRecord:
         """This record after a failed refresh: the tokens' times stay, a dead grant stays dead."""
+        dead = login_required or self.login_required
         return replace(
             self,
             last_refresh_at=at,
             last_refresh_ok=False,
             last_error=error,
-            login_required=login_required or self.login_required,
+            login_required=dead,
             refresh_started_at=None,
+            outcome_unknown=outcome_unknown or (self.outcome_unknown and not dead),
         )
 
     def interrupted_note(self) -> str | None:
-        """What to tell the user about a refresh that never recorded its outcome."""
-        if self.refresh_started_at is None:
-            return None
+        """What to tell the user about a refresh that never recorded its outcome, or lost its answer."""
         from tdgui.core.text import fmt_time
 
-        return (
-            f"a refresh started at {fmt_time(self.refresh_started_at)} never finished (the process "
-            "was killed or lost power with the request out); if the provider rotated the refresh "
-            "token then, a new login is needed"
-        )
+        if self.refresh_started_at is not None:
+            return (
+                f"a refresh started at {fmt_time(self.refresh_started_at)} never finished (the "
+                "process was killed or lost power with the request out); if the provider rotated "
+                "the refresh token then, a new login is needed"
+            )
+        if self.outcome_unknown:
+            at = fmt_time(self.last_refresh_at) if self.last_refresh_at else "an earlier time"
+            return (
+                f"the answer to the refresh at {at} was lost after it was sent; if the provider "
+                "rotated the refresh token then, a new login is needed"
+            )
+        return None
 
     @classmethod
-    def succeeded(cls, times: TokenTimes) -> RefreshRecord:
+    def succeeded(cls, times: TokenTimes, warnings: tuple[str, ...] = ()) -> RefreshRecord:
         boot = boot_reference()
         return cls(
             last_refresh_at=times.access_received_at,
@@ -72,6 +90,7 @@ class RefreshRecord:
             times=times,
             received_boot_id=boot[0] if boot else None,
             received_boottime=boot[1] if boot else None,
+            warnings=tuple(warnings)[:MAX_WARNINGS],
         )
 
     def real_now(self, times: TokenTimes, wall_now: float) -> float:
@@ -109,6 +128,10 @@ def _record_types_ok(record: RefreshRecord) -> bool:
         and (record.last_refresh_ok is None or type(record.last_refresh_ok) is bool)
         and (record.last_error is None or type(record.last_error) is str)
         and type(record.login_required) is bool
+        and type(record.outcome_unknown) is bool
+        and type(record.warnings) is tuple
+        and len(record.warnings) <= MAX_WARNINGS
+        and all(type(w) is str and len(w) <= 1000 for w in record.warnings)
     )
 
 
@@ -125,7 +148,10 @@ def record_from_json(text: str) -> RefreshRecord:
         times = body.pop("times", None)
         if times is not None and not _times_ok(times):
             times = None
-        record = RefreshRecord(**body, times=TokenTimes(**times) if times else None)
+        warnings = body.pop("warnings", ())
+        if isinstance(warnings, list):
+            warnings = tuple(warnings)
+        record = RefreshRecord(**body, times=TokenTimes(**times) if times else None, warnings=warnings)
     except (ValueError, TypeError, RecursionError):
         return RefreshRecord()
     if not _record_types_ok(record):

@@ -286,7 +286,7 @@ class TokenService:
             response = client.exchange_code(code, pending.redirect_uri, pending.code_verifier)
             tokens = TokenSet.from_response(response, provider, self.clock.now())
             self._write_tokens(account, tokens)
-            self._save_record(account, RefreshRecord.succeeded(tokens.times()))
+            self._save_record(account, RefreshRecord.succeeded(tokens.times(), tokens.warnings))
         log.info("logged in to %s (%s)", account.name, provider.name)
         return tokens
 
@@ -403,17 +403,23 @@ class TokenService:
                     self._mark_failed(account, message, login_required=True)
                     raise LoginRequired(message) from None
                 except TdguiError as exc:
-                    self._mark_failed(account, str(exc), login_required=False)
+                    unknown = bool(getattr(exc, "outcome_unknown", False))  # oauth.RefreshOutcomeUnknown
+                    self._mark_failed(account, str(exc), login_required=False, outcome_unknown=unknown)
                     raise
                 tokens = TokenSet.from_response(response, provider, self.clock.now(), previous=current)
                 self._write_tokens(account, tokens)
-                self._save_record(account, RefreshRecord.succeeded(tokens.times()))
+                self._save_record(account, RefreshRecord.succeeded(tokens.times(), tokens.warnings))
             log.info("refreshed %s", name)
             return tokens
 
-    def _mark_failed(self, account: Account, error: str, *, login_required: bool) -> None:
+    def _mark_failed(
+        self, account: Account, error: str, *, login_required: bool, outcome_unknown: bool = False
+    ) -> None:
         record = self._record_for(account)
-        self._save_record(account, record.failed(self.clock.now(), error, login_required=login_required))
+        failed = record.failed(
+            self.clock.now(), error, login_required=login_required, outcome_unknown=outcome_unknown
+        )
+        self._save_record(account, failed)
 
     # -- status ---------------------------------------------------------------------------
     def status(self, name: str) -> AccountStatus:
@@ -432,6 +438,7 @@ class TokenService:
             times = self._times(account, record)
         except (StoreUnavailable, StoredDataError) as exc:
             read_error = str(exc)
+        interrupted = record.refresh_started_at is not None and not self._refresh_running(account)
         return status_of(
             account.name,
             account.provider,
@@ -442,7 +449,23 @@ class TokenService:
             now,
             self.lead,
             read_error=read_error,
+            interrupted=interrupted,
         )
+
+    def _refresh_running(self, account: Account) -> bool:
+        """Whether a process holds this account's refresh lock now (a marked refresh whose lock
+        is free was cut off: its process died, the kernel released the lock)."""
+        if not self._shares_records(account):
+            return False
+        from filelock import Timeout
+
+        try:
+            with fsutil.kernel_lock(self.directory / "locks" / f"{account.name}.lock", 0):
+                return False
+        except Timeout:
+            return True
+        except fsutil.LockUnavailable:
+            return True  # cannot tell: say nothing rather than cry "interrupted"
 
     def plans(self) -> list[AccountPlan]:
         """Per account: the next refresh and the next expiry warning (schedule.py), read once."""

@@ -62,10 +62,16 @@ class AccountStatus:
     last_refresh_ok: bool | None
     last_error: str | None
     now: float
+    #: What the user should know although the state may be fine: odd provider answers (a bad
+    #: lifetime replaced by the default), a refresh cut off or whose answer was lost.
+    warnings: tuple[str, ...] = ()
 
     @property
     def severity(self) -> Severity:
-        return severity(self.state)
+        found = severity(self.state)
+        if self.warnings and found is Severity.OK:
+            return Severity.WARN
+        return found
 
     def to_json(self) -> dict[str, Any]:
         """The stable `--json` form (documented in the README)."""
@@ -76,6 +82,7 @@ class AccountStatus:
         body = asdict(self)
         body.pop("now")
         body["state"] = self.state.value
+        body["warnings"] = list(self.warnings)
         body["access_expires_in"] = remaining(self.access_expires_at)
         body["refresh_expires_in"] = remaining(self.refresh_expires_at)
         return body
@@ -105,11 +112,20 @@ def status_of(
     lead: float,
     *,
     read_error: str | None = None,
+    interrupted: bool = False,
 ) -> AccountStatus:
-    """An account's status from its record and token times (`read_error`: the store failed)."""
+    """An account's status from its record and token times (`read_error`: the store failed;
+    `interrupted`: the record says a refresh is in flight but no process holds its lock)."""
     error = record.last_error if record.last_refresh_ok is False else None
-    if record.refresh_started_at is not None and now - record.refresh_started_at > INTERRUPTED_AFTER:
-        error = record.interrupted_note()
+    warnings = list(record.warnings)
+    started = record.refresh_started_at
+    cut_off = started is not None and (interrupted or now - started > INTERRUPTED_AFTER)
+    note = record.interrupted_note()
+    if cut_off or (record.outcome_unknown and note):
+        assert note is not None
+        warnings.insert(0, note)
+        if cut_off:
+            error = note
     if read_error is not None:
         state, error, times = AccountState.ERROR, read_error, None
     else:
@@ -129,6 +145,7 @@ def status_of(
         last_refresh_ok=record.last_refresh_ok,
         last_error=error,
         now=now,
+        warnings=tuple(warnings),
     )
 
 

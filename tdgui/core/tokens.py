@@ -38,11 +38,14 @@ KNOWN_FIELDS = (
     "expires_in",
     "refresh_token_expires_in",
     "scope",
-    "id_token",
 )
+#: Never stored: tdgui, schwab-py and tda-api (which hand the token dict to authlib) do not
+#: read Schwab's `id_token` (an OpenID JWT of ~1 KB), and without it a Schwab record fits one
+#: keyring entry, so storing a refresh answer is a single D-Bus call (issue 11: the keyring's
+#: SIGKILL window). `expires_at` is recomputed from `expires_in`.
+NOT_KEPT = ("id_token", "expires_at")
 MAX_EXTRA_FIELD = 1024
 MAX_EXTRA_TOTAL = 8 * 1024
-MAX_ID_TOKEN = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -274,17 +277,12 @@ def _kept_fields(response: dict[str, Any], warnings: list[str]) -> dict[str, Any
         if key in ("expires_in", "refresh_token_expires_in"):
             if isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value <= MAX_LIFETIME:
                 kept[key] = value
-        elif key == "id_token":
-            if isinstance(value, str) and len(value) <= MAX_ID_TOKEN and B64TOKEN.fullmatch(value):
-                kept[key] = value
-            else:
-                warnings.append("the token endpoint sent an invalid or oversized id_token; dropped")
         elif isinstance(value, str):
             kept[key] = value
     total = 0
     dropped = 0
     for key, value in response.items():
-        if key in KNOWN_FIELDS or key == "expires_at":
+        if key in KNOWN_FIELDS or key in NOT_KEPT:
             continue
         try:
             size = len(json.dumps({key: value}, allow_nan=False))

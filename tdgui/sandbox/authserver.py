@@ -10,6 +10,7 @@ import hashlib
 import hmac
 import logging
 import threading
+import time
 from urllib.parse import parse_qs, quote, urlencode, urlsplit
 
 from tdgui.core.providers import (
@@ -201,7 +202,18 @@ class AuthServer:
                 headers["WWW-Authenticate"] = 'Basic realm="sandbox"'
             handler.send_json(exc.status, {"error": exc.error, "error_description": exc.description}, headers)
             return
+        if grant_type != "refresh_token":
+            handler.send_json(200, answer)
+            return
+        processed = time.monotonic()
+        delay = state.faults.answer_delay
+        if delay > 0:
+            # The refresh is done (under rotation the old refresh token is already dead): the
+            # answer is held, so a kill can land between the provider acting and tdgui storing.
+            self.stopping.wait(delay)
         handler.send_json(200, answer)
+        with state.lock:
+            state.stats.answers.append((processed, time.monotonic()))
 
     def _api_endpoint(self, handler: Handler, path: str) -> None:
         self.state.count("api_requests")

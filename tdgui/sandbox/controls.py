@@ -65,7 +65,8 @@ def authorized(handler: Handler, secret: str) -> bool:
 def control_endpoint(
     state: State, secret: str, handler: Handler, method: str, path: str, body: bytes
 ) -> None:
-    """Answer one request under /_sandbox/: stats, fault, clear-faults, reset-stats, advance-clock."""
+    """Answer one request under /_sandbox/: stats, fault, clear-faults, reset-stats, advance-clock,
+    answer-delay."""
     if handler.client_address[0] not in _LOCAL_ADDRESSES:
         handler.send_text(403, "sandbox controls answer only 127.0.0.1")
         return
@@ -100,6 +101,8 @@ def control_endpoint(
             state.reset_stats()
         elif path == CONTROL_PREFIX + "advance-clock":
             state.advance_clock(float(data["seconds"]))
+        elif path == CONTROL_PREFIX + "answer-delay":
+            state.faults.set_answer_delay(float(data["seconds"]))
         else:
             handler.send_text(404, f"no such control: {path}")
             return

@@ -50,6 +50,10 @@ class Fault:
 class Stats:
     counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(STAT_NAMES, 0))
     requests: list[tuple[str, str, str | None]] = field(default_factory=list)
+    #: (processed, sent) in time.monotonic() (one clock for every process on the machine) of
+    #: each successful refresh answer: a test killing a client can tell whether its kill fell
+    #: between the provider rotating the refresh token and the answer leaving.
+    answers: list[tuple[float, float]] = field(default_factory=list)
 
 
 class FaultQueue:
@@ -58,6 +62,19 @@ class FaultQueue:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._faults: list[Fault] = []
+        self._answer_delay = 0.0
+
+    @property
+    def answer_delay(self) -> float:
+        """Seconds a successful refresh answer waits *after* the refresh was processed (the
+        refresh token already rotated): a client killed then never learns the new one."""
+        return self._answer_delay
+
+    def set_answer_delay(self, seconds: float) -> None:
+        if not 0 <= seconds <= 600:
+            raise ValueError("answer_delay must be between 0 and 600 seconds")
+        with self._lock:
+            self._answer_delay = float(seconds)
 
     def add(
         self, kind: str, count: int = 1, retry_after: float | None = None, hang_seconds: float = 30

@@ -52,6 +52,7 @@ class SandboxServer:
         rotate: bool = False,
         code_ttl: float = 60,
         clock: Callable[[], float] = time.time,
+        answer_delay: float = 0.0,
     ) -> None:
         if flavor is not None and flavor not in SANDBOX_FLAVORS:
             raise UsageError(f"sandbox flavor must be one of {', '.join(SANDBOX_FLAVORS)}")
@@ -73,6 +74,7 @@ class SandboxServer:
             code_ttl=code_ttl,
             clock=clock,
         )
+        self._state.faults.set_answer_delay(answer_delay)
         self._stopping = threading.Event()
         #: The control API's secret for this server object (see tdgui.sandbox.controls).
         self._control_secret = controls.new_control_secret()
@@ -224,6 +226,15 @@ class SandboxServer:
 
     def clear_faults(self) -> None:
         self._state.faults.clear()
+
+    def set_answer_delay(self, seconds: float) -> None:
+        """Hold each successful refresh answer `seconds` after processing it (see faults.py)."""
+        self._state.faults.set_answer_delay(seconds)
+
+    def refresh_answers(self) -> list[tuple[float, float]]:
+        """(processed, sent), time.monotonic(), of every successful refresh answer so far."""
+        with self._state.lock:
+            return list(self._state.stats.answers)
 
     def stats(self) -> dict[str, int]:
         """Counters: token_requests, code_exchanges, refresh_requests, revoked_grants, ..."""

@@ -51,6 +51,7 @@ STATUS_FIELDS = {
     "last_error": (str, type(None)),
     "access_expires_in": (int, type(None)),
     "refresh_expires_in": (int, type(None)),
+    "warnings": list,
 }
 STATES = {"valid", "refreshing soon", "login soon", "login required", "error"}
 ACCOUNT_FIELDS = {
