@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import hmac
 import http.server
 import logging
 import socket
@@ -15,7 +16,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from tdgui.core.errors import LoginFailed, UsageError
-from tdgui.core.flow import PendingLogin
+from tdgui.core.flow import PendingLogin, matches_callback
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +33,14 @@ class _OneShotHandler(http.server.BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         scheme = "https" if self.server.tls else "http"
         # Rebuild the URL as the browser addressed it (the callback's host, e.g. localhost).
-        self.server.received = f"{scheme}://{self.server.callback_host}:{self.server.server_port}{self.path}"
+        url = f"{scheme}://{self.server.callback_host}:{self.server.server_port}{self.path}"
+        accept = self.server.accept
+        if accept is not None and not accept(url):
+            # A favicon, a prefetch, a stale tab or another local program: not this login's
+            # redirect. Answered and ignored; the listener keeps waiting for the real one.
+            self.send_error(404, "Not the login this listener waits for")
+            return
+        self.server.received = url
         self.send_response(200)
         self.send_header("Content-Type", "text/html; charset=utf-8")
         self.send_header("Cache-Control", "no-store")
@@ -52,6 +60,8 @@ CONNECTION_TIMEOUT = 5.0
 
 class _OneShotServer(http.server.HTTPServer):
     received: str | None = None
+    #: which request ends the wait (None: the first one)
+    accept: Callable[[str], bool] | None = None
     tls_context: ssl.SSLContext | None = None
     callback_host = "127.0.0.1"
     deadline = float("inf")
@@ -104,10 +114,17 @@ class LoopbackListener:
             self.server.tls_context = context  # each connection's handshake: see get_request
         self.port = port
 
-    def wait(self, timeout: float, cancel: threading.Event | None = None) -> str:
-        """The URL of the one request received; LoginFailed after `timeout` s or on `cancel`."""
+    def wait(
+        self,
+        timeout: float,
+        cancel: threading.Event | None = None,
+        accept: Callable[[str], bool] | None = None,
+    ) -> str:
+        """The URL of the first request `accept` takes (any, without it); LoginFailed after
+        `timeout` s or on `cancel`. Requests it refuses get a 404 and are forgotten."""
         deadline = time.monotonic() + timeout
         self.server.deadline = deadline
+        self.server.accept = accept
         try:
             while self.server.received is None:
                 if cancel is not None and cancel.is_set():
@@ -177,4 +194,14 @@ def wait_for_redirect(
         cert_file, key_file = str(tls.cert_file), str(tls.key_file)
     listener = LoopbackListener(pending.redirect_uri, cert_file=cert_file, key_file=key_file)
     open_browser(pending.url)
-    return listener.wait(timeout, cancel)
+    return listener.wait(timeout, cancel, accept=lambda url: _is_this_login(pending, url))
+
+
+def _is_this_login(pending: PendingLogin, url: str) -> bool:
+    """The callback of this login: its path, and its own `state` (RFC 6749 §10.12), denial or not."""
+    from urllib.parse import parse_qs
+
+    if not matches_callback(url, pending.redirect_uri):
+        return False
+    states = parse_qs(urlsplit(url).query).get("state", [])
+    return len(states) == 1 and hmac.compare_digest(states[0], pending.state)
