@@ -216,6 +216,11 @@ class _HookScript:
     def on_guarded(self) -> None:
         # The guard stopped the visit (a blocked navigation or a refused popup): back to the
         # login page, then on as without a visit.
+        if self.step == "visiting" and self.hooks.continue_when_blocked:
+            if self.window.continue_button.isVisible():
+                self.step = "idle"
+                self.window.continue_button.click()
+            return
         if self.step == "visiting":
             self.step = "returning"
             QTimer.singleShot(0, lambda: self.window.navigate(self.window.spec.url))

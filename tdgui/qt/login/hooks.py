@@ -37,6 +37,9 @@ class TestHooks:
     #: after the login page loaded, navigate here first (the guard decides as for any URL);
     #: once the guard blocked it or refused its popup, go back to the login page
     visit: str | None = None
+    #: once the guard blocked a main-frame navigation, press "Continue in my browser" (as a
+    #: user would) instead of going back to the login page
+    continue_when_blocked: bool = False
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), separators=(",", ":"))
@@ -52,6 +55,7 @@ class TestHooks:
             consent="deny" if data.get("consent") == "deny" else "allow",
             screenshot=str(screenshot) if screenshot else None,
             visit=str(visit) if visit else None,
+            continue_when_blocked=data.get("continue_when_blocked") is True,
         )
 
     def apply_to(self, environ: MutableMapping[str, str]) -> None:

@@ -6,7 +6,13 @@ import hashlib
 import logging
 
 from PySide6.QtCore import QObject, QUrl, Signal, Slot
-from PySide6.QtWebEngineCore import QWebEngineCertificateError, QWebEnginePage, QWebEngineProfile
+from PySide6.QtWebEngineCore import (
+    QWebEngineCertificateError,
+    QWebEnginePage,
+    QWebEngineProfile,
+    QWebEngineUrlRequestInfo,
+    QWebEngineUrlRequestInterceptor,
+)
 
 from tdgui.core.navigation import (
     NavigationPolicy,
@@ -14,6 +20,7 @@ from tdgui.core.navigation import (
     certificate_acceptable,
     decide_navigation,
     display_url,
+    request_allowed,
 )
 
 log = logging.getLogger(__name__)
@@ -23,6 +30,28 @@ def url_text(url: QUrl | str) -> str:
     """Fully encoded: the URL as the server sent it, so the code is decoded exactly once."""
     qurl = QUrl(url) if isinstance(url, str) else url
     return qurl.toString(QUrl.ComponentFormattingOption.FullyEncoded)
+
+
+class RequestGuard(QWebEngineUrlRequestInterceptor):
+    """Every sub-resource request: https from any host, no plain http, never the callback.
+
+    Main-frame requests were already decided by GuardedPage.acceptNavigationRequest (which
+    also sees their server redirects); this is what a script, image or XHR would load.
+    Runs on Chromium's IO thread: it only reads its immutable policy.
+    """
+
+    def __init__(self, redirect_uri: str, policy: NavigationPolicy, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._redirect_uri = redirect_uri
+        self._policy = policy
+
+    def interceptRequest(self, info: QWebEngineUrlRequestInfo) -> None:
+        if info.resourceType() == QWebEngineUrlRequestInfo.ResourceType.ResourceTypeMainFrame:
+            return
+        url = url_text(info.requestUrl())
+        if not request_allowed(url, redirect_uri=self._redirect_uri, policy=self._policy):
+            log.info("blocked a sub-resource request to %s", display_url(url))
+            info.block(True)
 
 
 class GuardedPage(QWebEnginePage):

@@ -28,7 +28,7 @@ class Prepared:
             account=account,
             url=self.pending.url,
             redirect_uri=self.pending.redirect_uri,
-            allowed_hosts=tuple(self.provider.allowed_hosts),
+            login_domains=tuple(self.provider.login_domains),
             provider=self.provider.name,
             pinned_sha256=self.pinned_sha256,
             pinned_host=self.pinned_host,

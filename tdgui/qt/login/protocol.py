@@ -27,7 +27,7 @@ from tdgui.core.providers import host_of, is_loopback_host
 log = logging.getLogger(__name__)
 
 #: Bump on any change a peer of the previous version would misread.
-VERSION = 1
+VERSION = 2
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
@@ -79,7 +79,7 @@ class LoginSpec:
     account: str
     url: str
     redirect_uri: str
-    allowed_hosts: tuple[str, ...]
+    login_domains: tuple[str, ...]
     provider: str
     #: sandbox only: SHA-256 (hex) of the one leaf certificate the view accepts, and its host
     pinned_sha256: str | None = None
@@ -97,7 +97,7 @@ class LoginSpec:
                 "account": self.account,
                 "url": self.url,
                 "redirect_uri": self.redirect_uri,
-                "allowed_hosts": list(self.allowed_hosts),
+                "login_domains": list(self.login_domains),
                 "provider": self.provider,
                 "pinned_sha256": self.pinned_sha256,
                 "pinned_host": self.pinned_host,
@@ -109,9 +109,9 @@ class LoginSpec:
     def from_json(cls, line: str | bytes) -> LoginSpec:
         what = "login spec"
         data = _load(line, what)
-        hosts = data.get("allowed_hosts")
+        hosts = data.get("login_domains")
         if not isinstance(hosts, list) or not all(isinstance(h, str) and h for h in hosts):
-            raise ProtocolError("the login spec's 'allowed_hosts' is not a list of host names")
+            raise ProtocolError("the login spec's 'login_domains' is not a list of domain names")
         timeout = data.get("timeout")
         if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0:
             raise ProtocolError("the login spec's 'timeout' is not a positive number of seconds")
@@ -125,7 +125,7 @@ class LoginSpec:
             account=str(_text(data, "account", what)),
             url=_web_url(str(_text(data, "url", what)), "url"),
             redirect_uri=str(_text(data, "redirect_uri", what)),
-            allowed_hosts=tuple(hosts),
+            login_domains=tuple(hosts),
             provider=str(_text(data, "provider", what)),
             pinned_sha256=pinned_sha256,
             pinned_host=pinned_host.lower() if pinned_host else None,

@@ -10,7 +10,12 @@ import logging
 
 from PySide6.QtCore import Qt, QTimer, QUrl, Signal, Slot
 from PySide6.QtGui import QCloseEvent
-from PySide6.QtWebEngineCore import QWebEngineLoadingInfo, QWebEngineProfile
+from PySide6.QtWebEngineCore import (
+    QWebEngineLoadingInfo,
+    QWebEngineProfile,
+    QWebEngineScript,
+    qWebEngineChromiumVersion,
+)
 from PySide6.QtWebEngineWidgets import QWebEngineView
 from PySide6.QtWidgets import (
     QHBoxLayout,
@@ -26,7 +31,8 @@ from tdgui.core.login_outcome import CANCELLED_MESSAGE, CLOSED_MESSAGE, LoginOut
 from tdgui.core.logs import SECRETS
 from tdgui.core.navigation import NavigationPolicy, display_url
 from tdgui.core.providers import host_of
-from tdgui.qt.login.page import GuardedPage, url_text
+from tdgui.qt.login.identity import WEBDRIVER_FALSE_JS, chrome_user_agent
+from tdgui.qt.login.page import GuardedPage, RequestGuard, url_text
 from tdgui.qt.login.protocol import ChildResult, LoginSpec, ResultKind
 
 log = logging.getLogger(__name__)
@@ -56,6 +62,7 @@ class LoginWindow(QWidget):
         self.pinned = False
         self.engine: tuple[str, str] | None = None
         self._cert_problem: str | None = None
+        self._request_guard: RequestGuard | None = None
 
         self.setWindowTitle(f"Log in to {spec.account} - tdgui")
         self.resize(900, 760)
@@ -72,6 +79,12 @@ class LoginWindow(QWidget):
         self.message.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.message.setObjectName("loginMessage")
         self.browser_button = QPushButton("Log in with my browser instead", self)
+        # Shown when the guard blocked a main-frame navigation: the one click out of a page
+        # the window will not follow (a blocked login is never a dead end).
+        self.continue_button = QPushButton("Continue in my browser", self)
+        self.continue_button.setObjectName("continueInBrowser")
+        self.continue_button.setVisible(False)
+        self.continue_button.clicked.connect(self.use_system_browser)
         self.cancel_button = QPushButton("Cancel", self)
         self.browser_button.clicked.connect(self.use_system_browser)
         self.cancel_button.clicked.connect(self.cancel)
@@ -88,7 +101,10 @@ class LoginWindow(QWidget):
         layout.addLayout(top)
         layout.addWidget(self.progress)
         layout.addLayout(self.body, 1)
-        layout.addWidget(self.message)
+        blocked_row = QHBoxLayout()
+        blocked_row.addWidget(self.message, 1)
+        blocked_row.addWidget(self.continue_button)
+        layout.addLayout(blocked_row)
         layout.addLayout(buttons)
 
         self._timer = QTimer(self)
@@ -116,11 +132,16 @@ class LoginWindow(QWidget):
         profile.setPersistentCookiesPolicy(QWebEngineProfile.PersistentCookiesPolicy.NoPersistentCookies)
         if not profile.isOffTheRecord():  # never write the provider's cookies to disk
             raise RuntimeError("the login view's web profile is not off the record")
+        self._set_identity(profile)
+        policy = NavigationPolicy(self.spec.login_domains)
+        # Sub-resources never ask acceptNavigationRequest: this guard sees each request.
+        self._request_guard = RequestGuard(self.spec.redirect_uri, policy, parent=profile)
+        profile.setUrlRequestInterceptor(self._request_guard)
         view = QWebEngineView(self)
         page = GuardedPage(
             profile,
             redirect_uri=self.spec.redirect_uri,
-            policy=NavigationPolicy(self.spec.allowed_hosts),
+            policy=policy,
             pinned_sha256=self.spec.pinned_sha256,
             pinned_host=self.spec.pinned_host,
             parent=view,
@@ -142,6 +163,19 @@ class LoginWindow(QWidget):
         page.titleChanged.connect(self._on_title)
         self.profile, self.page, self.view = profile, page, view
         self.body.addWidget(view)
+
+    @staticmethod
+    def _set_identity(profile: QWebEngineProfile) -> None:
+        """A normal Chrome's user agent and navigator.webdriver false (tdgui.qt.login.identity)."""
+        profile.setHttpUserAgent(chrome_user_agent(str(qWebEngineChromiumVersion())))
+        script = QWebEngineScript()
+        script.setName("tdgui-webdriver-false")
+        script.setSourceCode(WEBDRIVER_FALSE_JS)
+        # Before any page script: bot detection reads it first thing.
+        script.setInjectionPoint(QWebEngineScript.InjectionPoint.DocumentCreation)
+        script.setWorldId(QWebEngineScript.ScriptWorldId.MainWorld)
+        script.setRunsOnSubFrames(True)
+        profile.scripts().insert(script)
 
     # -- page events ------------------------------------------------------------------------
     @Slot(QUrl)
@@ -211,10 +245,14 @@ class LoginWindow(QWidget):
     @Slot(str)
     def _on_blocked(self, url: str) -> None:
         self.blocked.append(url)
+        host = host_of(url) or url
         self.message.setText(
-            f"Blocked a page on {host_of(url) or url}: the login window only visits "
-            f"{', '.join(self.spec.allowed_hosts) or 'the provider'}."
+            f"The login page tried to open {host}, which is not a site of the broker "
+            f"({', '.join(self.spec.login_domains) or 'the provider'}), so this window did not "
+            "go there. If that page is part of your login, continue in your browser: it opens "
+            "the same login in the browser you use every day."
         )
+        self.continue_button.setVisible(True)
         self.guarded.emit()
 
     @Slot()

@@ -17,7 +17,7 @@ SPEC = LoginSpec(
     account="a",
     url="https://127.0.0.1:4443/v1/oauth/authorize?x=1",
     redirect_uri="https://127.0.0.1:8182/",
-    allowed_hosts=("127.0.0.1",),
+    login_domains=("127.0.0.1",),
     provider="sandbox",
     pinned_sha256="ab" * 32,
     pinned_host="127.0.0.1",
@@ -34,7 +34,7 @@ def test_spec_round_trip_carries_no_test_hook() -> None:
         "account",
         "url",
         "redirect_uri",
-        "allowed_hosts",
+        "login_domains",
         "provider",
         "pinned_sha256",
         "pinned_host",
@@ -45,7 +45,7 @@ def test_spec_round_trip_carries_no_test_hook() -> None:
     assert not LoginSpec.from_json(json.dumps(unpinned)).is_sandbox
 
 
-@pytest.mark.parametrize("version", [None, 0, 2, "1"])
+@pytest.mark.parametrize("version", [None, 0, 1, 3, "2"])
 def test_other_versions_refused_clearly(version: object) -> None:
     data = {**json.loads(SPEC.to_json()), "v": version}
     with pytest.raises(ProtocolError, match=f"version {version!r}; this tdgui speaks {VERSION}"):
@@ -61,7 +61,7 @@ def test_other_versions_refused_clearly(version: object) -> None:
     [
         ({"url": "http://example.com/authorize"}, "https"),
         ({"url": None}, "'url'"),
-        ({"allowed_hosts": "127.0.0.1"}, "allowed_hosts"),
+        ({"login_domains": "127.0.0.1"}, "login_domains"),
         ({"timeout": 0}, "timeout"),
         ({"timeout": True}, "timeout"),
         ({"pinned_host": None}, "without"),
