@@ -63,6 +63,8 @@ class LoginWindow(QWidget):
         self.engine: tuple[str, str] | None = None
         self._cert_problem: str | None = None
         self._request_guard: RequestGuard | None = None
+        #: TEST ONLY, set by the login child from its honoured hooks (tdgui.qt.login.hooks)
+        self.test_leaf: tuple[str, frozenset[str]] | None = None
 
         self.setWindowTitle(f"Log in to {spec.account} - tdgui")
         self.resize(900, 760)
@@ -144,6 +146,7 @@ class LoginWindow(QWidget):
             policy=policy,
             pinned_sha256=self.spec.pinned_sha256,
             pinned_host=self.spec.pinned_host,
+            test_leaf=self.test_leaf,
             parent=view,
         )
         view.setPage(page)

@@ -159,3 +159,51 @@ def test_result_holds_times_not_tokens() -> None:
     result = LoginResult("a", LoginOutcome.SUCCESS, "ok", 1.0, times)
     assert result.ok and result.access_expires_at == 2.0 and result.refresh_expires_at == 3.0
     assert not [f for f in vars(result) if "token" in f and f != "times"]
+
+
+LEAF = "cd" * 32
+REAL = LoginSpec(
+    "a",
+    "https://api.schwabapi.com/v1/oauth/authorize",
+    "https://127.0.0.1:8182/",
+    ("schwabapi.com", "schwab.com"),
+    "schwab",
+)
+
+
+@pytest.mark.parametrize(
+    ("flags", "hosts"),
+    [
+        (
+            '--host-resolver-rules="MAP a.example 127.0.0.1:4443, MAP b.example 127.0.0.1"',
+            {"a.example", "b.example"},
+        ),
+        ("--no-sandbox '--host-resolver-rules=MAP A.example 127.0.0.1:1'", {"a.example"}),
+        (
+            '--host-resolver-rules="MAP a.example 127.0.0.1:1, MAP b.example 10.0.0.1:1"',
+            set(),
+        ),  # one off loopback
+        ('--host-resolver-rules="MAP * 127.0.0.1:1"', set()),  # a wildcard is not a list of hosts
+        ('--host-resolver-rules="MAP a.example 127.0.0.1:1, EXCLUDE b.example"', set()),  # not understood
+        ('--host-resolver-rules="MAP a.example 127.0.0.1.evil.test:1"', set()),
+        ("", set()),
+        ('--host-resolver-rules="unbalanced', set()),
+    ],
+)
+def test_loopback_mapped_hosts(flags: str, hosts: set[str]) -> None:
+    assert hooks.loopback_mapped_hosts(flags) == hosts
+
+
+def test_emulator_leaf_honoured_only_under_loopback_rules() -> None:
+    text = TestHooks(emulator_leaf_sha256=LEAF.upper(), continue_when_blocked=True).to_json()
+    rules = '--host-resolver-rules="MAP api.schwabapi.com 127.0.0.1:4443"'
+    assert hooks.honoured(text, REAL, rules) == TestHooks(
+        emulator_leaf_sha256=LEAF, continue_when_blocked=True
+    )
+    assert hooks.honoured(text, REAL, "") is None  # a real broker's host on the network: never
+    assert hooks.honoured(text, REAL, '--host-resolver-rules="MAP api.schwabapi.com 192.0.2.1:443"') is None
+    # Without a leaf, other hooks stay sandbox-only even under such rules.
+    assert hooks.honoured(TestHooks(autofill=True).to_json(), REAL, rules) is None
+    environ = {hooks.ENV_VAR: text, hooks.CHROMIUM_FLAGS_VAR: rules}
+    assert hooks.take_from_environment(environ, REAL) is not None
+    assert environ == {hooks.CHROMIUM_FLAGS_VAR: rules}
