@@ -1,4 +1,4 @@
-"""The login view's browser identity: a normal Chrome's user agent and `navigator.webdriver` false.
+"""The login view's browser identity: a normal Chrome's user agent.
 
 Sites turn embedded engines away by their user agent: QtWebEngine's default names itself
 (`QtWebEngine/6.x`) and, offscreen, `HeadlessChrome`. qutebrowser does the same for the same
@@ -9,7 +9,8 @@ configdata.yml, filled in by qutebrowser/utils/websettings.py `UserAgent`) send
 reject QtWebEngine (accounts.google.com, web.whatsapp.com). We send that string for every
 page of the login, with the Chromium version the engine really is (qWebEngineChromiumVersion),
 in Chrome's reduced form (`Chrome/<major>.0.0.0` since Chrome 101), so the page's feature
-checks and the header agree with the engine that runs them.
+checks and the header agree with the engine that runs them. `navigator.webdriver` is left
+as the engine has it: false (Blink sets it only under automation, W3C WebDriver §6.1).
 """
 
 from __future__ import annotations
@@ -26,14 +27,6 @@ _OS_INFO = {
     "win32": "Windows NT 10.0; Win64; x64",
     "darwin": "Macintosh; Intel Mac OS X 10_15_7",
 }
-
-#: Automation flags Blink exposes to pages; bot detection reads them (W3C WebDriver §6.1
-#: defines navigator.webdriver). Chromium sets it only under automation, but some embedders'
-#: builds report it, so the view pins it to false before any page script runs.
-WEBDRIVER_FALSE_JS = (
-    "(function(){try{Object.defineProperty(Navigator.prototype,'webdriver',"
-    "{get:function(){return false;},configurable:true});}catch(e){}})();"
-)
 
 _MAJOR = re.compile(r"(\d+)\.")
 

@@ -13,7 +13,6 @@ from PySide6.QtGui import QCloseEvent
 from PySide6.QtWebEngineCore import (
     QWebEngineLoadingInfo,
     QWebEngineProfile,
-    QWebEngineScript,
     qWebEngineChromiumVersion,
 )
 from PySide6.QtWebEngineWidgets import QWebEngineView
@@ -31,7 +30,7 @@ from tdgui.core.login_outcome import CANCELLED_MESSAGE, CLOSED_MESSAGE, LoginOut
 from tdgui.core.logs import SECRETS
 from tdgui.core.navigation import NavigationPolicy, display_url
 from tdgui.core.providers import host_of
-from tdgui.qt.login.identity import WEBDRIVER_FALSE_JS, chrome_user_agent
+from tdgui.qt.login.identity import chrome_user_agent
 from tdgui.qt.login.page import GuardedPage, RequestGuard, url_text
 from tdgui.qt.login.protocol import ChildResult, LoginSpec, ResultKind
 
@@ -169,16 +168,14 @@ class LoginWindow(QWidget):
 
     @staticmethod
     def _set_identity(profile: QWebEngineProfile) -> None:
-        """A normal Chrome's user agent and navigator.webdriver false (tdgui.qt.login.identity)."""
+        """A normal Chrome's user agent (tdgui.qt.login.identity).
+
+        navigator.webdriver is already false in QtWebEngine (Blink sets it only under
+        automation); no script is injected to force it: the window never injects script
+        into a broker's page (README), and a patched getter is itself a bot signal. The
+        emulator test reads what the page sees, so a Qt that changes this is caught.
+        """
         profile.setHttpUserAgent(chrome_user_agent(str(qWebEngineChromiumVersion())))
-        script = QWebEngineScript()
-        script.setName("tdgui-webdriver-false")
-        script.setSourceCode(WEBDRIVER_FALSE_JS)
-        # Before any page script: bot detection reads it first thing.
-        script.setInjectionPoint(QWebEngineScript.InjectionPoint.DocumentCreation)
-        script.setWorldId(QWebEngineScript.ScriptWorldId.MainWorld)
-        script.setRunsOnSubFrames(True)
-        profile.scripts().insert(script)
 
     # -- page events ------------------------------------------------------------------------
     @Slot(QUrl)
