@@ -47,6 +47,9 @@ class Account:
     pkce: bool = True
     #: token files rewritten after every refresh (`tdgui export --keep-synced`).
     exports: tuple[ExportTarget, ...] = ()
+    #: keep the login view's cookies between logins (docs/providers.md: no security code
+    #: every week); off by default. Where: tdgui.core.accounts.device_dir.
+    remember_device: bool = False
 
     def validate(self) -> Account:
         if not ACCOUNT_NAME.fullmatch(self.name):
@@ -102,6 +105,9 @@ class Account:
         body = asdict(self)
         body["scopes"] = list(self.scopes)
         body["exports"] = [asdict(e) for e in self.exports]
+        if not self.remember_device:
+            # Written only when on: an older tdgui reading this file refuses unknown fields.
+            del body["remember_device"]
         return body
 
     @classmethod
@@ -134,8 +140,9 @@ def _check_account_types(body: dict[str, Any]) -> None:
     for key in ("flavor", "sandbox_url", "authorize_url", "token_url", "auth_method"):
         if body.get(key) is not None and not isinstance(body[key], str):
             raise bad(key, "text or null")
-    if "pkce" in body and not isinstance(body["pkce"], bool):
-        raise bad("pkce", "true or false")
+    for key in ("pkce", "remember_device"):
+        if key in body and not isinstance(body[key], bool):
+            raise bad(key, "true or false")
     scopes = body.get("scopes")
     if scopes is not None and not (isinstance(scopes, list) and all(isinstance(x, str) for x in scopes)):
         raise bad("scopes", "a list of text")

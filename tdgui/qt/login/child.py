@@ -156,6 +156,10 @@ def _run(spec: LoginSpec, hooks: TestHooks | None, result_out: IO[str]) -> int:
     child.window.teardown_engine()
     # Run the pending deleteLater()s (view, page, profile) before Qt goes down.
     QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+    if spec.device_dir is not None:
+        from tdgui.qt.login.device import prune_device_dir
+
+        prune_device_dir(Path(spec.device_dir))  # cookies only stay (remember this device)
     if child.window.result is None:
         _write(
             result_out,

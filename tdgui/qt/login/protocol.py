@@ -85,6 +85,9 @@ class LoginSpec:
     pinned_sha256: str | None = None
     pinned_host: str | None = None
     timeout: float = DEFAULT_LOGIN_TIMEOUT
+    #: "remember this device": the account's 0700 dir for the view's cookies (absolute);
+    #: None: off the record, nothing on disk
+    device_dir: str | None = None
 
     @property
     def is_sandbox(self) -> bool:
@@ -102,6 +105,7 @@ class LoginSpec:
                 "pinned_sha256": self.pinned_sha256,
                 "pinned_host": self.pinned_host,
                 "timeout": self.timeout,
+                "device_dir": self.device_dir,
             }
         )
 
@@ -121,6 +125,9 @@ class LoginSpec:
             raise ProtocolError("the login spec pins a certificate without its host, or a host without one")
         if pinned_sha256 is not None and not _SHA256.fullmatch(pinned_sha256):
             raise ProtocolError("the login spec's 'pinned_sha256' is not a lower-case SHA-256 in hex")
+        device_dir = _text(data, "device_dir", what, optional=True)
+        if device_dir is not None and not device_dir.startswith("/") and ":" not in device_dir[:3]:
+            raise ProtocolError("the login spec's 'device_dir' is not an absolute path")
         return cls(
             account=str(_text(data, "account", what)),
             url=_web_url(str(_text(data, "url", what)), "url"),
@@ -130,6 +137,7 @@ class LoginSpec:
             pinned_sha256=pinned_sha256,
             pinned_host=pinned_host.lower() if pinned_host else None,
             timeout=float(timeout),
+            device_dir=device_dir,
         )
 
 

@@ -7,6 +7,7 @@ PKCE verifier) checks the state and exchanges the code. Emits `done(ChildResult)
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 from PySide6.QtCore import Qt, QTimer, QUrl, Signal, Slot
 from PySide6.QtGui import QCloseEvent
@@ -30,11 +31,13 @@ from tdgui.core.login_outcome import CANCELLED_MESSAGE, CLOSED_MESSAGE, LoginOut
 from tdgui.core.logs import SECRETS
 from tdgui.core.navigation import NavigationPolicy, display_url
 from tdgui.core.providers import host_of
+from tdgui.qt.login.device import prune_device_dir
 from tdgui.qt.login.identity import chrome_user_agent
 from tdgui.qt.login.page import GuardedPage, RequestGuard, url_text
 from tdgui.qt.login.protocol import ChildResult, LoginSpec, ResultKind
 
 log = logging.getLogger(__name__)
+
 
 #: Chromium's net::ERR_ABORTED: a navigation this window stopped on purpose.
 _ERR_ABORTED = -3
@@ -127,12 +130,7 @@ class LoginWindow(QWidget):
             self.page.setUrl(QUrl(url))
 
     def _build_engine(self) -> None:
-        # No storage name: off the record; cookies, cache and local storage stay in memory.
-        profile = QWebEngineProfile()
-        profile.setHttpCacheType(QWebEngineProfile.HttpCacheType.MemoryHttpCache)
-        profile.setPersistentCookiesPolicy(QWebEngineProfile.PersistentCookiesPolicy.NoPersistentCookies)
-        if not profile.isOffTheRecord():  # never write the provider's cookies to disk
-            raise RuntimeError("the login view's web profile is not off the record")
+        profile = self._make_profile()
         self._set_identity(profile)
         policy = NavigationPolicy(self.spec.login_domains)
         # Sub-resources never ask acceptNavigationRequest: this guard sees each request.
@@ -165,6 +163,30 @@ class LoginWindow(QWidget):
         page.titleChanged.connect(self._on_title)
         self.profile, self.page, self.view = profile, page, view
         self.body.addWidget(view)
+
+    def _make_profile(self) -> QWebEngineProfile:
+        """Off the record; or, when the account remembers its device, cookies kept in its dir."""
+        if self.spec.device_dir is None:
+            # No storage name: off the record; cookies, cache and local storage stay in memory.
+            profile = QWebEngineProfile()
+            profile.setPersistentCookiesPolicy(QWebEngineProfile.PersistentCookiesPolicy.NoPersistentCookies)
+            if not profile.isOffTheRecord():  # never write the provider's cookies to disk
+                raise RuntimeError("the login view's web profile is not off the record")
+        else:
+            # "Remember this device": the broker's device cookie survives to the next login,
+            # so it does not ask for a security code each time (docs/providers.md). Only
+            # cookies are kept: prune_device_dir removes everything else Chromium writes.
+            prune_device_dir(Path(self.spec.device_dir))
+            profile = QWebEngineProfile(f"tdgui-device-{self.spec.account}")
+            profile.setPersistentStoragePath(self.spec.device_dir)
+            profile.setCachePath(self.spec.device_dir)
+            profile.setPersistentCookiesPolicy(
+                QWebEngineProfile.PersistentCookiesPolicy.AllowPersistentCookies
+            )
+            if profile.isOffTheRecord():
+                raise RuntimeError("the login view's remembered-device profile has no storage")
+        profile.setHttpCacheType(QWebEngineProfile.HttpCacheType.MemoryHttpCache)
+        return profile
 
     @staticmethod
     def _set_identity(profile: QWebEngineProfile) -> None:

@@ -39,6 +39,7 @@ def test_spec_round_trip_carries_no_test_hook() -> None:
         "pinned_sha256",
         "pinned_host",
         "timeout",
+        "device_dir",
     }
     # A spec without a pin is never the sandbox (no scripting on a real broker's page).
     unpinned = {**json.loads(line), "pinned_host": None, "pinned_sha256": None}

@@ -171,3 +171,49 @@ def test_without_the_hook_the_emulator_certificate_is_refused(
     _, result = run_login(qtbot, service, name, hooks=None)
     assert result.outcome is LoginOutcome.CERTIFICATE, result.message
     assert emulator.log.views == []
+
+
+def test_remembered_device_skips_the_security_code_the_second_time(
+    qtbot: QtBot,
+    service: TokenService,
+    emulator: SchwabEmulator,
+    mapped: Callable[[SchwabEmulator], TestHooks],
+    callback: str,
+) -> None:
+    """Opt-in per account: its cookies persist in its own 0700 dir; without it, 2FA every time."""
+    from dataclasses import replace
+
+    from tdgui.core.accounts import AccountManager, device_dir
+
+    hooks = mapped(emulator)
+    name = add_schwab_account(service, callback)
+    service.config.update_account(name, remember_device=True)
+    assert run_login(qtbot, service, name, hooks=hooks)[1].ok
+    assert emulator.log.views == ["login", "2fa", "terms", "accounts"]
+    where = device_dir(service.config.directory, name)
+    assert where.is_dir() and (where.stat().st_mode & 0o777) == 0o700
+    assert {p.name for p in where.iterdir()} <= {"Cookies", "Cookies-journal"} and (
+        where / "Cookies"
+    ).exists()
+    emulator.log.views.clear()
+    assert run_login(qtbot, service, name, hooks=hooks)[1].ok
+    assert emulator.log.views == ["login", "terms", "accounts"]  # a known device: no code
+    # Another account on the same machine never shares that device.
+    other = replace(service.account(name), name="other", remember_device=False)
+    service.config.add_account(other)
+    service.set_client_secret(other, SECRET)
+    emulator.log.views.clear()
+    assert run_login(qtbot, service, "other", hooks=hooks)[1].ok
+    assert emulator.log.views == ["login", "2fa", "terms", "accounts"]
+    assert not device_dir(service.config.directory, "other").exists()
+    # Forgetting the device wipes it; the broker asks again.
+    manager = AccountManager(service)
+    manager.logout(name)
+    assert where.exists()  # a plain logout keeps it
+    manager.logout(name, forget_device=True)
+    assert not where.exists()
+    emulator.log.views.clear()
+    assert run_login(qtbot, service, name, hooks=hooks)[1].ok
+    assert emulator.log.views == ["login", "2fa", "terms", "accounts"]
+    manager.remove(name)
+    assert not where.exists()
