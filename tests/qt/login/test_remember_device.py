@@ -10,6 +10,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from pytestqt.qtbot import QtBot
 
 from tdgui.core.accounts import device_dir
 from tdgui.core.config import Account
@@ -103,3 +104,19 @@ def test_cli_opts_in_and_forgets(tmp_path: Path) -> None:
     removed = tdgui(config, "accounts", "remove", "on")
     assert removed.returncode == 0, removed.stderr
     assert not where.exists()
+
+
+def test_account_dialog_checkbox_off_by_default_with_the_trade_off(qtbot: QtBot) -> None:
+    from tdgui.qt.account_dialog import AccountDialog
+
+    fresh = AccountDialog()
+    qtbot.addWidget(fresh)
+    assert not fresh.remember_device.isChecked()
+    assert "reuse" in fresh.remember_device_hint.text()  # the trade-off, next to the checkbox
+    on = replace(ACCOUNT, remember_device=True)
+    dialog = AccountDialog(existing=on)
+    qtbot.addWidget(dialog)
+    assert dialog.remember_device.isChecked()
+    assert dialog._build().remember_device
+    dialog.remember_device.setChecked(False)
+    assert not dialog._build().remember_device
