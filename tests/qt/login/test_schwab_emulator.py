@@ -39,6 +39,12 @@ def callback() -> str:
     return f"https://127.0.0.1:{free_port()}/"
 
 
+@pytest.fixture(params=["port", "no port"])
+def any_callback(request: pytest.FixtureRequest) -> str:
+    """Schwab apps register `https://127.0.0.1` (port 443) as often as one with a port."""
+    return f"https://127.0.0.1:{free_port()}/" if request.param == "port" else "https://127.0.0.1"
+
+
 def start_emulator(tmp_path: Path, callback: str, **options: Any) -> SchwabEmulator:
     return SchwabEmulator(
         tmp_path / "emu-tls",
@@ -90,14 +96,18 @@ def emulator(tmp_path: Path, callback: str) -> Iterator[SchwabEmulator]:
 
 def test_schwab_profile_logs_in_through_the_emulator_chain(
     qtbot: QtBot,
+    tmp_path: Path,
     service: TokenService,
-    emulator: SchwabEmulator,
     mapped: Callable[[SchwabEmulator], TestHooks],
-    callback: str,
+    any_callback: str,
 ) -> None:
-    hooks = mapped(emulator)
-    name = add_schwab_account(service, callback)
-    login, result = run_login(qtbot, service, name, hooks=hooks)
+    emulator = start_emulator(tmp_path, any_callback)
+    try:
+        hooks = mapped(emulator)
+        name = add_schwab_account(service, any_callback)
+        login, result = run_login(qtbot, service, name, hooks=hooks)
+    finally:
+        emulator.stop()
     assert result.outcome is LoginOutcome.SUCCESS, result.message
     log = emulator.log
     # Every step of the chain, the security code first (an off-the-record view is a new device).
