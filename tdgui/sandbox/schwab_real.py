@@ -92,12 +92,15 @@ class SchwabEmulator:
         autopilot: bool = False,
         accept_terms: bool = True,
         offsite_after_login: bool = False,
+        probe_url: str | None = None,
     ) -> None:
         self.tls_dir = tls_dir
         self.client_id, self._client_secret = client_id, client_secret
         self.redirect_uris = redirect_uris
         self.autopilot, self.accept_terms = autopilot, accept_terms
         self.offsite_after_login = offsite_after_login
+        #: the login page also loads this URL as an image (a test of the view's request guard)
+        self.probe_url = probe_url
         self.log = EmulatorLog()
         self._lock = threading.Lock()
         self._txns: dict[str, Txn] = {}
@@ -255,7 +258,10 @@ class SchwabEmulator:
     def _login_host(self, handler: Handler, method: str, path: str, query: str, body: bytes) -> None:
         if path == "/ui/host/" and method == "GET":
             page = pages.shell_page(
-                third_host=THIRD_HOST, autopilot=self.autopilot, accept_terms=self.accept_terms
+                third_host=THIRD_HOST,
+                autopilot=self.autopilot,
+                accept_terms=self.accept_terms,
+                probe_url=self.probe_url,
             )
             handler.send_html(200, page)
         elif path == "/ui/app.js":

@@ -18,8 +18,12 @@ DEMO_SECURITY_CODE = "123456"
 DEMO_ACCOUNTS = ("12345678", "87654321")
 
 
-def shell_page(*, third_host: str, autopilot: bool, accept_terms: bool) -> bytes:
-    """The login host's one HTML page: no form, only the scripts that build it."""
+def shell_page(
+    *, third_host: str, autopilot: bool, accept_terms: bool, probe_url: str | None = None
+) -> bytes:
+    """The login host's one HTML page: no form, only the scripts that build it (and, for a
+    test, an image at `probe_url`: a page that tries to fetch the callback as a sub-resource)."""
+    probe = f'<img id="probe" alt="" src="{html.escape(probe_url)}">' if probe_url else ""
     config = json.dumps(
         {
             "autopilot": autopilot,
@@ -31,7 +35,7 @@ def shell_page(*, third_host: str, autopilot: bool, accept_terms: bool) -> bytes
     )
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Charles Schwab (emulated)</title></head>
-<body><div id="app">Loading...</div><p id="ua"></p>
+<body><div id="app">Loading...</div><p id="ua"></p>{probe}
 <script>window.EMU = {config};</script>
 <script src="https://{html.escape(third_host)}/sdk.js"></script>
 <script src="/ui/app.js"></script>

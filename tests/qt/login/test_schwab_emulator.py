@@ -227,3 +227,25 @@ def test_remembered_device_skips_the_security_code_the_second_time(
     assert emulator.log.views == ["login", "2fa", "terms", "accounts"]
     manager.remove(name)
     assert not where.exists()
+
+
+def test_a_page_cannot_fetch_the_callback_as_a_sub_resource(
+    qtbot: QtBot, tmp_path: Path, service: TokenService, mapped: Callable[[SchwabEmulator], TestHooks]
+) -> None:
+    """The request guard: an image at the callback URL is never requested (nothing connects)."""
+    from .helpers import Listener
+
+    listener = Listener()
+    try:
+        callback = f"https://127.0.0.1:{listener.port}/"
+        emu = start_emulator(tmp_path, callback, probe_url=callback + "?code=stolen")
+        try:
+            hooks = mapped(emu)
+            name = add_schwab_account(service, callback)
+            _, result = run_login(qtbot, service, name, hooks=hooks)
+        finally:
+            emu.stop()
+        assert result.outcome is LoginOutcome.SUCCESS, result.message
+        assert listener.connections() == 0
+    finally:
+        listener.close()
