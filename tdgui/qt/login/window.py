@@ -14,6 +14,7 @@ from PySide6.QtGui import QCloseEvent
 from PySide6.QtWebEngineCore import (
     QWebEngineLoadingInfo,
     QWebEngineProfile,
+    QWebEngineProfileBuilder,
     qWebEngineChromiumVersion,
 )
 from PySide6.QtWebEngineWidgets import QWebEngineView
@@ -177,12 +178,16 @@ class LoginWindow(QWidget):
             # so it does not ask for a security code each time (docs/providers.md). Only
             # cookies are kept: prune_device_dir removes everything else Chromium writes.
             prune_device_dir(Path(self.spec.device_dir))
-            profile = QWebEngineProfile(f"tdgui-device-{self.spec.account}")
-            profile.setPersistentStoragePath(self.spec.device_dir)
-            profile.setCachePath(self.spec.device_dir)
-            profile.setPersistentCookiesPolicy(
+            # The builder (Qt 6.9+) sets the paths before the profile exists: a profile made
+            # by name first creates its default dir under the data location.
+            builder = QWebEngineProfileBuilder()
+            builder.setPersistentStoragePath(self.spec.device_dir)
+            builder.setCachePath(self.spec.device_dir)
+            builder.setHttpCacheType(QWebEngineProfile.HttpCacheType.MemoryHttpCache)
+            builder.setPersistentCookiesPolicy(
                 QWebEngineProfile.PersistentCookiesPolicy.AllowPersistentCookies
             )
+            profile = builder.createProfile(f"tdgui-device-{self.spec.account}")
             if profile.isOffTheRecord():
                 raise RuntimeError("the login view's remembered-device profile has no storage")
         profile.setHttpCacheType(QWebEngineProfile.HttpCacheType.MemoryHttpCache)
