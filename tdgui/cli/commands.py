@@ -53,6 +53,7 @@ def _add_account(core: Core, args: argparse.Namespace) -> int:
         auth_method=args.auth_method,
         scopes=tuple(args.scope),
         pkce=args.pkce,
+        remember_device=args.remember_device,
     ).to_account()
     secret = None
     if args.client_secret_stdin:
@@ -135,8 +136,9 @@ def cmd_export(core: Core, args: argparse.Namespace) -> int:
 
 
 def cmd_logout(core: Core, args: argparse.Namespace) -> int:
-    core.accounts.logout(args.name)
-    say(f"logged out of {args.name}: tokens deleted")
+    core.accounts.logout(args.name, forget_device=args.forget_device)
+    forgot = " and the remembered device forgotten" if args.forget_device else ""
+    say(f"logged out of {args.name}: tokens deleted{forgot}")
     return 0
 
 

@@ -127,6 +127,13 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--auth-method", choices=providers.AUTH_METHODS, help="custom")
     add.add_argument("--scope", action="append", default=[], help="custom: a scope (repeatable)")
     add.add_argument("--pkce", action=argparse.BooleanOptionalAction, default=True, help="custom: PKCE S256")
+    add.add_argument(
+        "--remember-device",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="keep the login window's cookies so the broker asks for a security code less often "
+        "(off by default; anyone with your files could reuse them)",
+    )
     lst = acc_sub.add_parser(
         "list", help="list accounts", epilog=ACCOUNTS_JSON + EXIT_CODES, formatter_class=formatter
     )
@@ -167,6 +174,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     logout = command("logout", "delete the stored tokens of an account")
     logout.add_argument("name")
+    logout.add_argument(
+        "--forget-device", action="store_true", help="also wipe the login window's remembered cookies"
+    )
 
     share = command(
         "share",

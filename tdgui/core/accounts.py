@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import shutil
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -49,6 +50,7 @@ class AccountDraft:
     auth_method: str | None = None
     scopes: tuple[str, ...] = ()
     pkce: bool = True
+    remember_device: bool = False
 
     def to_account(self) -> Account:
         """The validated account; UsageError naming the first thing that is wrong."""
@@ -66,6 +68,7 @@ class AccountDraft:
                 client_id=self.client_id or base.client_id,
                 callback_url=self.callback_url or base.callback_url,
                 store=self.store,
+                remember_device=self.remember_device,
             ).validate()
         if self.provider in providers.PROVIDER_NAMES and not self.client_id:
             raise UsageError(f"--client-id is required for provider {self.provider}")
@@ -82,7 +85,28 @@ class AccountDraft:
             auth_method=self.auth_method,
             scopes=tuple(self.scopes),
             pkce=self.pkce,
+            remember_device=self.remember_device,
         ).validate()
+
+
+#: Under the config dir: one 0700 dir per account that remembers its device (cookies only).
+DEVICES_DIRNAME = "devices"
+
+
+def device_dir(config_dir: Path, name: str) -> Path:
+    """Where the login view keeps `name`'s cookies when it remembers the device. Never shared
+    between accounts (account names are single path components, ACCOUNT_NAME)."""
+    return config_dir / DEVICES_DIRNAME / name
+
+
+def wipe_device(config_dir: Path, name: str) -> bool:
+    """Wipe `name`'s remembered device (its cookies); True if there was one."""
+    path = device_dir(config_dir, name)
+    if not path.exists():
+        return False
+    shutil.rmtree(path)
+    log.info("forgot the remembered device of %s", name)
+    return True
 
 
 @dataclass(frozen=True)
@@ -221,13 +245,17 @@ class AccountManager:
 
                 forget_shared(service, account)  # the shared description, and this machine's key
             service.config.remove_account(name)
+            wipe_device(service.config.directory, name)
         return removed
 
-    def logout(self, name: str) -> list[Path]:
+    def logout(self, name: str, *, forget_device: bool = False) -> list[Path]:
         """Delete the tokens, and the token files exported for the account (they would keep working).
-        The exports stay registered: the next login writes them again."""
+        The exports stay registered: the next login writes them again. `forget_device` also
+        wipes the login view's remembered cookies (the broker asks for a security code again)."""
         account = self.service.account(name)
         self.service.logout(name)
+        if forget_device:
+            wipe_device(self.service.config.directory, name)
         removed = []
         for target in account.exports:
             path = Path(target.path)

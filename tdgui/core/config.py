@@ -61,6 +61,9 @@ class Account:
     db_key_id: str | None = None
     db_secrets: str | None = None
     db_allow_insecure: bool = False
+    #: keep the login view's cookies between logins (docs/providers.md: no security code
+    #: every week); off by default. Where: tdgui.core.accounts.device_dir.
+    remember_device: bool = False
 
     def validate(self) -> Account:
         if not ACCOUNT_NAME.fullmatch(self.name):
@@ -142,6 +145,9 @@ class Account:
             # `accounts list --json`) stays exactly as before, readable by older versions.
             for name in DB_FIELDS:
                 body.pop(name)
+        if not self.remember_device:
+            # Written only when on: an older tdgui reading this file refuses unknown fields.
+            del body["remember_device"]
         return body
 
     @classmethod
@@ -184,7 +190,7 @@ def _check_account_types(body: dict[str, Any]) -> None:
     ):
         if body.get(key) is not None and not isinstance(body[key], str):
             raise bad(key, "text or null")
-    for key in ("pkce", "db_allow_insecure"):
+    for key in ("pkce", "db_allow_insecure", "remember_device"):
         if key in body and not isinstance(body[key], bool):
             raise bad(key, "true or false")
     scopes = body.get("scopes")

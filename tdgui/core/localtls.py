@@ -106,6 +106,36 @@ def ensure_local_tls(tls_dir: Path) -> LocalTLS:
     )
 
 
+def issue_named_leaf(tls_dir: Path, stem: str, dns_names: tuple[str, ...]) -> LocalTLS:
+    """A fresh leaf of the local CA for `dns_names` (and 127.0.0.1), in `stem`.pem / `stem`-key.pem.
+
+    For the multi-host emulator (tdgui.sandbox.schwab_real), whose host names all resolve to
+    127.0.0.1 inside a test only: one leaf covers them all (RFC 6125 §6.4, one SAN each).
+    Made anew on every call: the emulator's names may change between runs.
+    """
+    from cryptography.hazmat.primitives import serialization
+    from filelock import FileLock
+
+    if not stem.isidentifier() or stem in ("sandbox", "ca"):
+        raise ValueError(f"not a leaf name of its own: {stem!r}")
+    ensure_local_tls(tls_dir)
+    with FileLock(str(tls_dir / LOCK_NAME), timeout=LOCK_TIMEOUT, mode=0o600):
+        now = _dt.datetime.now(_dt.timezone.utc)
+        ca = _load_ca(tls_dir, now)
+        if ca is None:  # pragma: no cover - ensure_local_tls just made it
+            raise RuntimeError(f"the local CA in {tls_dir} is not readable")
+        cert, key = _make_leaf(ca[0], ca[1], now, dns_names)
+        cert_path, key_path = tls_dir / f"{stem}.pem", tls_dir / f"{stem}-key.pem"
+        atomic_write(key_path, _key_pem(key))
+        atomic_write(cert_path, cert.public_bytes(serialization.Encoding.PEM))
+    return LocalTLS(
+        ca_file=tls_dir / CA_CERT_NAME,
+        cert_file=cert_path,
+        key_file=key_path,
+        leaf_sha256=hashlib.sha256(cert.public_bytes(serialization.Encoding.DER)).hexdigest(),
+    )
+
+
 def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
     from cryptography.hazmat.primitives import serialization
 
@@ -227,7 +257,10 @@ def _make_ca(now: _dt.datetime) -> tuple[x509.Certificate, ec.EllipticCurvePriva
 
 
 def _make_leaf(
-    ca_cert: x509.Certificate, ca_key: ec.EllipticCurvePrivateKey, now: _dt.datetime
+    ca_cert: x509.Certificate,
+    ca_key: ec.EllipticCurvePrivateKey,
+    now: _dt.datetime,
+    dns_names: tuple[str, ...] = (),
 ) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes
@@ -261,7 +294,10 @@ def _make_leaf(
         )
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
         .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(LOOPBACK), x509.DNSName("localhost")]),
+            x509.SubjectAlternativeName(
+                [x509.IPAddress(LOOPBACK), x509.DNSName("localhost")]
+                + [x509.DNSName(name) for name in dns_names]
+            ),
             critical=False,
         )
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)

@@ -9,6 +9,7 @@ visits the provider's own hosts and catches the callback instead of loading it.
 from __future__ import annotations
 
 import hmac
+import ipaddress
 import logging
 from dataclasses import dataclass
 from enum import Enum
@@ -19,8 +20,9 @@ from tdgui.core.providers import Provider, is_loopback_host
 
 log = logging.getLogger(__name__)
 
-#: Schemes a sub-frame may load without a host (blank and inline frames of the provider's pages).
-SUBFRAME_SCHEMES = frozenset({"about", "data"})
+#: Schemes a sub-frame or sub-resource may load without a host (blank and inline frames,
+#: script-made blobs of the provider's single-page app).
+SUBFRAME_SCHEMES = frozenset({"about", "data", "blob"})
 
 
 class Verdict(Enum):
@@ -32,25 +34,69 @@ class Verdict(Enum):
     BLOCK = "block"
 
 
+def _normal_host(host: str) -> str:
+    """Lower case, one trailing root dot dropped: `Schwab.COM.` is the DNS name `schwab.com`."""
+    host = host.lower()
+    return host[:-1] if host.endswith(".") else host
+
+
 @dataclass(frozen=True)
 class NavigationPolicy:
-    """The hosts the login view may visit. A value object so a later rule is one more field."""
+    """The provider's registrable domains: where the login view's main frame may go.
 
-    allowed_hosts: tuple[str, ...]
+    A domain admits itself and its subdomains (`schwab.com` admits `client.schwab.com`, never
+    `evilschwab.com` or `schwab.com.evil.test`): the real Schwab login moves between hosts of
+    `schwabapi.com` and `schwab.com` that nobody outside Schwab can list for sure
+    (docs/providers.md), so a fixed host list could break a real login. An IP address admits
+    only itself. Sub-frames and sub-resources may come from any https host: the broker's bot
+    detection and analytics frames are not ours to know, and they cannot steer the top page.
+    """
+
+    domains: tuple[str, ...]
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "allowed_hosts", tuple(h.lower() for h in self.allowed_hosts))
+        object.__setattr__(self, "domains", tuple(_normal_host(d) for d in self.domains if d))
 
     @classmethod
     def for_provider(cls, provider: Provider) -> NavigationPolicy:
-        return cls(tuple(provider.allowed_hosts))
+        return cls(tuple(provider.login_domains))
+
+    def owns(self, host: str) -> bool:
+        """Is `host` one of the domains or a subdomain of one? (Host as urlsplit gives it: IDN
+        already in punycode, so a look-alike in another script never equals an ASCII domain.)"""
+        host = _normal_host(host)
+        if not host:
+            return False
+        for domain in self.domains:
+            if host == domain:
+                return True
+            if not _is_ip(domain) and host.endswith("." + domain):
+                return True
+        return False
 
     def allows(self, scheme: str, host: str) -> bool:
-        """https on a listed host; plain http only on a listed loopback host (the sandbox)."""
-        scheme, host = scheme.lower(), host.lower()
-        if host not in self.allowed_hosts:
+        """Main frame: https on an owned host; plain http only on an owned loopback host (the sandbox)."""
+        scheme = scheme.lower()
+        if not self.owns(host):
             return False
-        return scheme == "https" or (scheme == "http" and is_loopback_host(host))
+        return scheme == "https" or (scheme == "http" and is_loopback_host(_normal_host(host)))
+
+    def allows_embedded(self, scheme: str, host: str) -> bool:
+        """Sub-frames and sub-resources: any https host; plain http only where the main frame may."""
+        scheme = scheme.lower()
+        if scheme in ("https", "wss"):
+            return bool(host)
+        if scheme in ("http", "ws"):
+            return self.allows("http", host)
+        return False
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return True
 
 
 @dataclass(frozen=True)
@@ -95,13 +141,37 @@ def decide_navigation(
             return Decision(Verdict.CALLBACK, host, "the registered redirect URI")
         # A frame cannot finish the login: only the top-level redirect is the provider's answer.
         return Decision(Verdict.BLOCK, host, "the redirect URI in a sub-frame")
-    if policy.allows(scheme, host):
-        return Decision(Verdict.ALLOW, host, "a host of the provider")
-    if not is_main_frame and scheme in SUBFRAME_SCHEMES:
+    if is_main_frame:
+        if policy.allows(scheme, host):
+            return Decision(Verdict.ALLOW, host, "a domain of the provider")
+        if host and policy.owns(host):
+            return Decision(Verdict.BLOCK, host, f"plain {scheme or 'unknown scheme'} to {host}")
+        return Decision(Verdict.BLOCK, host, f"{host or scheme or 'the URL'} is not a domain of the provider")
+    if scheme in SUBFRAME_SCHEMES:
         return Decision(Verdict.ALLOW, host, f"a {scheme}: sub-frame")
-    if host and host in policy.allowed_hosts:
-        return Decision(Verdict.BLOCK, host, f"plain {scheme or 'unknown scheme'} to {host}")
-    return Decision(Verdict.BLOCK, host, f"{host or scheme or 'the URL'} is not a host of the provider")
+    if policy.allows_embedded(scheme, host):
+        return Decision(Verdict.ALLOW, host, "an https sub-frame")
+    return Decision(Verdict.BLOCK, host, f"a {scheme or 'unknown'} sub-frame of {host or 'no host'}")
+
+
+def request_allowed(url: str, *, redirect_uri: str, policy: NavigationPolicy) -> bool:
+    """May the view fetch this sub-resource (script, image, XHR, frame document)?
+
+    Any https host; never plain http off the sandbox's loopback host (Chromium already blocks
+    active mixed content, this also stops passive http images and a page served over http);
+    never the callback, which only the top-level redirect may reach, and never by loading it.
+    """
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+    except ValueError:
+        return False
+    scheme = parts.scheme.lower()
+    if scheme in SUBFRAME_SCHEMES:
+        return True
+    if flow.matches_callback(url, redirect_uri):
+        return False
+    return policy.allows_embedded(scheme, host)
 
 
 def certificate_acceptable(

@@ -49,8 +49,10 @@ class Provider:
     client_id_suffix: str = ""
     extra_authorize_params: tuple[tuple[str, str], ...] = ()
     extra_token_params: tuple[tuple[str, str], ...] = ()
-    #: Hosts the embedded login view may navigate to (docs/design.md §5, RFC 8252 §8.12).
-    allowed_hosts: tuple[str, ...] = field(default=())
+    #: Registrable domains the embedded login view's main frame may visit, with their
+    #: subdomains, over https (docs/design.md §5, RFC 8252 §8.12; tdgui.core.navigation).
+    #: Where the real login goes is in docs/providers.md.
+    login_domains: tuple[str, ...] = field(default=())
     #: CA bundle to pin (the sandbox's own CA); None means the system trust store.
     ca_file: str | None = None
     #: Is a renewal of the refresh token possible (TD Ameritrade `access_type=offline`)?
@@ -148,15 +150,9 @@ def schwab() -> Provider:
         pkce=False,
         refresh_lifetime=SCHWAB_REFRESH_LIFETIME,
         refresh_expiry_fixed_at_login=True,
-        allowed_hosts=(
-            "api.schwabapi.com",
-            "sws-gateway.schwab.com",
-            "sws-gateway-nr.schwab.com",
-            "client.schwab.com",
-            "lms.schwab.com",
-            "www.schwab.com",
-            "static.schwab.com",
-        ),
+        # api.schwabapi.com serves the authorize URL, the login app and its steps run on
+        # *.schwab.com hosts (docs/providers.md has the sequence and its sources).
+        login_domains=("schwabapi.com", "schwab.com"),
     )
 
 
@@ -171,7 +167,7 @@ def tdameritrade() -> Provider:
         refresh_lifetime=TDA_REFRESH_LIFETIME,
         client_id_suffix=TDA_CLIENT_ID_SUFFIX,
         extra_token_params=(("access_type", "offline"),),
-        allowed_hosts=("auth.tdameritrade.com", "api.tdameritrade.com", "secure.tdameritrade.com"),
+        login_domains=("tdameritrade.com",),
         renews_refresh_token=True,
     )
 
@@ -197,7 +193,7 @@ def sandbox(
         refresh_expiry_fixed_at_login=real.refresh_expiry_fixed_at_login,
         client_id_suffix=real.client_id_suffix,
         extra_token_params=real.extra_token_params,
-        allowed_hosts=(host_of(base),),
+        login_domains=(host_of(base),),
         ca_file=ca_file,
         renews_refresh_token=real.renews_refresh_token,
         pinned_cert_file=pinned_cert_file,
@@ -237,6 +233,7 @@ def custom(
         auth_method=auth_method,
         pkce=pkce,
         scopes=scopes,
-        allowed_hosts=tuple(sorted({host_of(authorize_url), host_of(token_url)})),
+        # The token URL is fetched by tdgui, never by the view: only the login page's host.
+        login_domains=(host_of(authorize_url),),
         ca_file=ca_file,
     )

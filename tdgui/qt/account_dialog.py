@@ -85,11 +85,19 @@ class AccountDialog(QDialog):
         self.pkce.setChecked(True)
         self.store = QComboBox(self)
         self.store.addItems(list(STORE_KINDS))
+        # Off by default; the trade-off is said next to it (issue 13 #3, docs/providers.md).
+        self.remember_device = QCheckBox("Remember this device", self)
+        self.remember_device_hint = QLabel(
+            "Keeps the login window's cookies (only those) in a private folder, so the broker "
+            "asks for a security code less often. Anyone who can read your files could reuse "
+            "them; off, every login is a new browser.",
+            self,
+        )
         self.error = QLabel(self)
         self.error.setWordWrap(True)
         self.error.setObjectName("validationError")
         self.error.setStyleSheet("color: #a40e26;")
-        for hint in (self.client_id_hint, self.secret_hint, self.callback_note):
+        for hint in (self.client_id_hint, self.secret_hint, self.callback_note, self.remember_device_hint):
             hint.setWordWrap(True)
             hint.setStyleSheet("color: palette(mid); font-size: 9pt;")
 
@@ -110,6 +118,8 @@ class AccountDialog(QDialog):
         form.addRow("Scopes:", self.scopes)
         form.addRow("", self.pkce)
         form.addRow("Token store:", self.store)
+        form.addRow("", self.remember_device)
+        form.addRow("", self.remember_device_hint)
         self.form = form
         self.buttons = QDialogButtonBox(
             QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel, self
@@ -156,6 +166,7 @@ class AccountDialog(QDialog):
         self.auth_method.setCurrentText(account.auth_method or "client_secret_basic")
         self.scopes.setText(" ".join(account.scopes))
         self.pkce.setChecked(account.pkce)
+        self.remember_device.setChecked(account.remember_device)
         self.store.setCurrentText(account.store)
         self.secret.setPlaceholderText("stored in the keyring; type a new one to replace it")
 
@@ -213,6 +224,7 @@ class AccountDialog(QDialog):
             pkce=self.pkce.isChecked() if custom else True,
             exports=self.existing.exports if self.existing else (),
             **self._db_settings(),
+            remember_device=self.remember_device.isChecked(),
         )
 
     def _db_settings(self) -> dict[str, Any]:

@@ -22,7 +22,7 @@ from PySide6.QtCore import QCoreApplication, QEvent, QObject, Qt, QTimer, Signal
 
 from tdgui.core.login_outcome import LoginOutcome
 from tdgui.core.navigation import display_url
-from tdgui.qt.login.hooks import TestHooks, take_from_environment
+from tdgui.qt.login.hooks import CHROMIUM_FLAGS_VAR, TestHooks, loopback_mapped_hosts, take_from_environment
 from tdgui.qt.login.protocol import ChildResult, Command, LoginSpec, ProtocolError, ResultKind
 
 if TYPE_CHECKING:
@@ -111,6 +111,9 @@ def _run(spec: LoginSpec, hooks: TestHooks | None, result_out: IO[str]) -> int:
             self.window.done.connect(self.on_done)
             self.command.connect(self.on_command, Qt.ConnectionType.QueuedConnection)
             self.script = _HookScript(self.window, hooks) if hooks is not None else None
+            if hooks is not None and hooks.emulator_leaf_sha256:
+                hosts = loopback_mapped_hosts(os.environ.get(CHROMIUM_FLAGS_VAR, ""))
+                self.window.test_leaf = (hooks.emulator_leaf_sha256, hosts)
 
         @Slot(object)
         def on_done(self, result: ChildResult) -> None:
@@ -153,6 +156,10 @@ def _run(spec: LoginSpec, hooks: TestHooks | None, result_out: IO[str]) -> int:
     child.window.teardown_engine()
     # Run the pending deleteLater()s (view, page, profile) before Qt goes down.
     QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+    if spec.device_dir is not None:
+        from tdgui.qt.login.device import prune_device_dir
+
+        prune_device_dir(Path(spec.device_dir))  # cookies only stay (remember this device)
     if child.window.result is None:
         _write(
             result_out,
@@ -216,6 +223,11 @@ class _HookScript:
     def on_guarded(self) -> None:
         # The guard stopped the visit (a blocked navigation or a refused popup): back to the
         # login page, then on as without a visit.
+        if self.hooks.continue_when_blocked:
+            if self.window.continue_button.isVisible():
+                self.step = "idle"
+                self.window.continue_button.click()
+            return
         if self.step == "visiting":
             self.step = "returning"
             QTimer.singleShot(0, lambda: self.window.navigate(self.window.spec.url))

@@ -13,6 +13,7 @@ import logging
 import sys
 import threading
 import time
+from pathlib import Path
 
 from PySide6.QtCore import QObject, QProcess, QProcessEnvironment, QTimer, QUrl, Signal, Slot
 from PySide6.QtGui import QDesktopServices
@@ -33,6 +34,7 @@ from tdgui.core.ops import InProcessOps, TokenOps
 from tdgui.core.service import TokenService
 from tdgui.core.tokens import TokenTimes
 from tdgui.qt.login.browser_wait import BrowserWaitWindow
+from tdgui.qt.login.device import prune_device_dir
 from tdgui.qt.login.hooks import ENV_VAR as HOOKS_ENV_VAR
 from tdgui.qt.login.hooks import TestHooks
 from tdgui.qt.login.prepare import Prepared, prepare
@@ -93,6 +95,7 @@ class LoginProcess(QObject):
         self.child_result: ChildResult | None = None
         self.browser_window: BrowserWaitWindow | None = None
         self._pending: flow.PendingLogin | None = None
+        self._device_dir: str | None = None
         self._spec_line = b""
         self._stdout = bytearray()
         self._stderr = bytearray()
@@ -135,6 +138,7 @@ class LoginProcess(QObject):
         if self.result is not None:
             return
         self._pending = prepared.pending
+        self._device_dir = prepared.device_dir
         remaining = max(1.0, self.timeout - (time.monotonic() - self._started))
         self._spec_line = (prepared.spec(self.name, remaining).to_json() + "\n").encode("utf-8")
         proc = QProcess(self)
@@ -242,6 +246,8 @@ class LoginProcess(QObject):
         self._log_stderr()
         crashed = status == QProcess.ExitStatus.CrashExit
         log.info("the login window process ended (%s)", "crashed" if crashed else f"exit code {code}")
+        if self._device_dir is not None:
+            prune_device_dir(Path(self._device_dir))  # cookies only stay (remember this device)
         if self.child_result is None and self.result is None:
             how = "crashed" if crashed else f"exited with code {code}"
             self._finish(

@@ -6,6 +6,8 @@ import logging
 from dataclasses import dataclass
 
 from tdgui.core import flow
+from tdgui.core.accounts import device_dir
+from tdgui.core.fsutil import private_dir
 from tdgui.core.ops import TokenOps
 from tdgui.core.providers import Provider, host_of
 from tdgui.core.service import TokenService
@@ -22,17 +24,20 @@ class Prepared:
     provider: Provider
     pinned_sha256: str | None
     pinned_host: str | None
+    #: the account remembers its device: where its cookies live (tdgui.core.accounts)
+    device_dir: str | None = None
 
     def spec(self, account: str, timeout: float) -> LoginSpec:
         return LoginSpec(
             account=account,
             url=self.pending.url,
             redirect_uri=self.pending.redirect_uri,
-            allowed_hosts=tuple(self.provider.allowed_hosts),
+            login_domains=tuple(self.provider.login_domains),
             provider=self.provider.name,
             pinned_sha256=self.pinned_sha256,
             pinned_host=self.pinned_host,
             timeout=timeout,
+            device_dir=self.device_dir,
         )
 
 
@@ -47,6 +52,10 @@ def certificate_pin(provider: Provider) -> tuple[str | None, str | None]:
 def prepare(service: TokenService, ops: TokenOps, name: str) -> Prepared:
     """Worker thread: the authorization URL (`ops`: the store and client secret are checked
     there, maybe in a child process) and the pin (from the provider profile, no keyring)."""
-    provider = service.provider(service.account(name))
+    account = service.account(name)
+    provider = service.provider(account)
     pending = ops.begin_login(name)
-    return Prepared(pending, provider, *certificate_pin(provider))
+    device = None
+    if account.remember_device:
+        device = str(private_dir(device_dir(service.config.directory, name)).resolve())
+    return Prepared(pending, provider, *certificate_pin(provider), device_dir=device)

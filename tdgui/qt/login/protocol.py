@@ -27,7 +27,7 @@ from tdgui.core.providers import host_of, is_loopback_host
 log = logging.getLogger(__name__)
 
 #: Bump on any change a peer of the previous version would misread.
-VERSION = 1
+VERSION = 2
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
@@ -79,12 +79,15 @@ class LoginSpec:
     account: str
     url: str
     redirect_uri: str
-    allowed_hosts: tuple[str, ...]
+    login_domains: tuple[str, ...]
     provider: str
     #: sandbox only: SHA-256 (hex) of the one leaf certificate the view accepts, and its host
     pinned_sha256: str | None = None
     pinned_host: str | None = None
     timeout: float = DEFAULT_LOGIN_TIMEOUT
+    #: "remember this device": the account's 0700 dir for the view's cookies (absolute);
+    #: None: off the record, nothing on disk
+    device_dir: str | None = None
 
     @property
     def is_sandbox(self) -> bool:
@@ -97,11 +100,12 @@ class LoginSpec:
                 "account": self.account,
                 "url": self.url,
                 "redirect_uri": self.redirect_uri,
-                "allowed_hosts": list(self.allowed_hosts),
+                "login_domains": list(self.login_domains),
                 "provider": self.provider,
                 "pinned_sha256": self.pinned_sha256,
                 "pinned_host": self.pinned_host,
                 "timeout": self.timeout,
+                "device_dir": self.device_dir,
             }
         )
 
@@ -109,9 +113,9 @@ class LoginSpec:
     def from_json(cls, line: str | bytes) -> LoginSpec:
         what = "login spec"
         data = _load(line, what)
-        hosts = data.get("allowed_hosts")
+        hosts = data.get("login_domains")
         if not isinstance(hosts, list) or not all(isinstance(h, str) and h for h in hosts):
-            raise ProtocolError("the login spec's 'allowed_hosts' is not a list of host names")
+            raise ProtocolError("the login spec's 'login_domains' is not a list of domain names")
         timeout = data.get("timeout")
         if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0:
             raise ProtocolError("the login spec's 'timeout' is not a positive number of seconds")
@@ -121,15 +125,19 @@ class LoginSpec:
             raise ProtocolError("the login spec pins a certificate without its host, or a host without one")
         if pinned_sha256 is not None and not _SHA256.fullmatch(pinned_sha256):
             raise ProtocolError("the login spec's 'pinned_sha256' is not a lower-case SHA-256 in hex")
+        device_dir = _text(data, "device_dir", what, optional=True)
+        if device_dir is not None and not device_dir.startswith("/") and ":" not in device_dir[:3]:
+            raise ProtocolError("the login spec's 'device_dir' is not an absolute path")
         return cls(
             account=str(_text(data, "account", what)),
             url=_web_url(str(_text(data, "url", what)), "url"),
             redirect_uri=str(_text(data, "redirect_uri", what)),
-            allowed_hosts=tuple(hosts),
+            login_domains=tuple(hosts),
             provider=str(_text(data, "provider", what)),
             pinned_sha256=pinned_sha256,
             pinned_host=pinned_host.lower() if pinned_host else None,
             timeout=float(timeout),
+            device_dir=device_dir,
         )
 
 

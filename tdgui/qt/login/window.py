@@ -7,10 +7,16 @@ PKCE verifier) checks the state and exchanges the code. Emits `done(ChildResult)
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 from PySide6.QtCore import Qt, QTimer, QUrl, Signal, Slot
 from PySide6.QtGui import QCloseEvent
-from PySide6.QtWebEngineCore import QWebEngineLoadingInfo, QWebEngineProfile
+from PySide6.QtWebEngineCore import (
+    QWebEngineLoadingInfo,
+    QWebEngineProfile,
+    QWebEngineProfileBuilder,
+    qWebEngineChromiumVersion,
+)
 from PySide6.QtWebEngineWidgets import QWebEngineView
 from PySide6.QtWidgets import (
     QHBoxLayout,
@@ -26,10 +32,13 @@ from tdgui.core.login_outcome import CANCELLED_MESSAGE, CLOSED_MESSAGE, LoginOut
 from tdgui.core.logs import SECRETS
 from tdgui.core.navigation import NavigationPolicy, display_url
 from tdgui.core.providers import host_of
-from tdgui.qt.login.page import GuardedPage, url_text
+from tdgui.qt.login.device import prune_device_dir
+from tdgui.qt.login.identity import chrome_user_agent
+from tdgui.qt.login.page import GuardedPage, RequestGuard, url_text
 from tdgui.qt.login.protocol import ChildResult, LoginSpec, ResultKind
 
 log = logging.getLogger(__name__)
+
 
 #: Chromium's net::ERR_ABORTED: a navigation this window stopped on purpose.
 _ERR_ABORTED = -3
@@ -56,6 +65,9 @@ class LoginWindow(QWidget):
         self.pinned = False
         self.engine: tuple[str, str] | None = None
         self._cert_problem: str | None = None
+        self._request_guard: RequestGuard | None = None
+        #: TEST ONLY, set by the login child from its honoured hooks (tdgui.qt.login.hooks)
+        self.test_leaf: tuple[str, frozenset[str]] | None = None
 
         self.setWindowTitle(f"Log in to {spec.account} - tdgui")
         self.resize(900, 760)
@@ -72,6 +84,12 @@ class LoginWindow(QWidget):
         self.message.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.message.setObjectName("loginMessage")
         self.browser_button = QPushButton("Log in with my browser instead", self)
+        # Shown when the guard blocked a main-frame navigation: the one click out of a page
+        # the window will not follow (a blocked login is never a dead end).
+        self.continue_button = QPushButton("Continue in my browser", self)
+        self.continue_button.setObjectName("continueInBrowser")
+        self.continue_button.setVisible(False)
+        self.continue_button.clicked.connect(self.use_system_browser)
         self.cancel_button = QPushButton("Cancel", self)
         self.browser_button.clicked.connect(self.use_system_browser)
         self.cancel_button.clicked.connect(self.cancel)
@@ -88,7 +106,10 @@ class LoginWindow(QWidget):
         layout.addLayout(top)
         layout.addWidget(self.progress)
         layout.addLayout(self.body, 1)
-        layout.addWidget(self.message)
+        blocked_row = QHBoxLayout()
+        blocked_row.addWidget(self.message, 1)
+        blocked_row.addWidget(self.continue_button)
+        layout.addLayout(blocked_row)
         layout.addLayout(buttons)
 
         self._timer = QTimer(self)
@@ -110,19 +131,20 @@ class LoginWindow(QWidget):
             self.page.setUrl(QUrl(url))
 
     def _build_engine(self) -> None:
-        # No storage name: off the record; cookies, cache and local storage stay in memory.
-        profile = QWebEngineProfile()
-        profile.setHttpCacheType(QWebEngineProfile.HttpCacheType.MemoryHttpCache)
-        profile.setPersistentCookiesPolicy(QWebEngineProfile.PersistentCookiesPolicy.NoPersistentCookies)
-        if not profile.isOffTheRecord():  # never write the provider's cookies to disk
-            raise RuntimeError("the login view's web profile is not off the record")
+        profile = self._make_profile()
+        self._set_identity(profile)
+        policy = NavigationPolicy(self.spec.login_domains)
+        # Sub-resources never ask acceptNavigationRequest: this guard sees each request.
+        self._request_guard = RequestGuard(self.spec.redirect_uri, policy, parent=profile)
+        profile.setUrlRequestInterceptor(self._request_guard)
         view = QWebEngineView(self)
         page = GuardedPage(
             profile,
             redirect_uri=self.spec.redirect_uri,
-            policy=NavigationPolicy(self.spec.allowed_hosts),
+            policy=policy,
             pinned_sha256=self.spec.pinned_sha256,
             pinned_host=self.spec.pinned_host,
+            test_leaf=self.test_leaf,
             parent=view,
         )
         view.setPage(page)
@@ -142,6 +164,45 @@ class LoginWindow(QWidget):
         page.titleChanged.connect(self._on_title)
         self.profile, self.page, self.view = profile, page, view
         self.body.addWidget(view)
+
+    def _make_profile(self) -> QWebEngineProfile:
+        """Off the record; or, when the account remembers its device, cookies kept in its dir."""
+        if self.spec.device_dir is None:
+            # No storage name: off the record; cookies, cache and local storage stay in memory.
+            profile = QWebEngineProfile()
+            profile.setPersistentCookiesPolicy(QWebEngineProfile.PersistentCookiesPolicy.NoPersistentCookies)
+            if not profile.isOffTheRecord():  # never write the provider's cookies to disk
+                raise RuntimeError("the login view's web profile is not off the record")
+        else:
+            # "Remember this device": the broker's device cookie survives to the next login,
+            # so it does not ask for a security code each time (docs/providers.md). Only
+            # cookies are kept: prune_device_dir removes everything else Chromium writes.
+            prune_device_dir(Path(self.spec.device_dir))
+            # The builder (Qt 6.9+) sets the paths before the profile exists: a profile made
+            # by name first creates its default dir under the data location.
+            builder = QWebEngineProfileBuilder()
+            builder.setPersistentStoragePath(self.spec.device_dir)
+            builder.setCachePath(self.spec.device_dir)
+            builder.setHttpCacheType(QWebEngineProfile.HttpCacheType.MemoryHttpCache)
+            builder.setPersistentCookiesPolicy(
+                QWebEngineProfile.PersistentCookiesPolicy.AllowPersistentCookies
+            )
+            profile = builder.createProfile(f"tdgui-device-{self.spec.account}")
+            if profile.isOffTheRecord():
+                raise RuntimeError("the login view's remembered-device profile has no storage")
+        profile.setHttpCacheType(QWebEngineProfile.HttpCacheType.MemoryHttpCache)
+        return profile
+
+    @staticmethod
+    def _set_identity(profile: QWebEngineProfile) -> None:
+        """A normal Chrome's user agent (tdgui.qt.login.identity).
+
+        navigator.webdriver is already false in QtWebEngine (Blink sets it only under
+        automation); no script is injected to force it: the window never injects script
+        into a broker's page (README), and a patched getter is itself a bot signal. The
+        emulator test reads what the page sees, so a Qt that changes this is caught.
+        """
+        profile.setHttpUserAgent(chrome_user_agent(str(qWebEngineChromiumVersion())))
 
     # -- page events ------------------------------------------------------------------------
     @Slot(QUrl)
@@ -211,10 +272,14 @@ class LoginWindow(QWidget):
     @Slot(str)
     def _on_blocked(self, url: str) -> None:
         self.blocked.append(url)
+        host = host_of(url) or url
         self.message.setText(
-            f"Blocked a page on {host_of(url) or url}: the login window only visits "
-            f"{', '.join(self.spec.allowed_hosts) or 'the provider'}."
+            f"The login page tried to open {host}, which is not a site of the broker "
+            f"({', '.join(self.spec.login_domains) or 'the provider'}), so this window did not "
+            "go there. If that page is part of your login, continue in your browser: it opens "
+            "the same login in the browser you use every day."
         )
+        self.continue_button.setVisible(True)
         self.guarded.emit()
 
     @Slot()

@@ -182,7 +182,7 @@ def test_scripts_refused_outside_sandbox(qtbot: QtBot) -> None:
         account="a",
         url="https://api.schwabapi.com/v1/oauth/authorize",
         redirect_uri="https://127.0.0.1:8182/",
-        allowed_hosts=("api.schwabapi.com",),
+        login_domains=("api.schwabapi.com",),
         provider="schwab",
     )
     win = LoginWindow(spec)

@@ -314,11 +314,11 @@ def test_child_of_another_protocol_version(
     add_sandbox_account: Callable[..., str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """A child from another install answers in protocol v2: a clear failure, not a hang or a guess."""
+    """A child from another install answers in protocol v99: a clear failure, not a hang or a guess."""
     name = add_sandbox_account()
     script = (
         "import sys; sys.stdin.readline(); "
-        'print(\'{"v":2,"kind":"callback","url":"https://127.0.0.1:8182/?code=x&state=y"}\', flush=True); '
+        'print(\'{"v":99,"kind":"callback","url":"https://127.0.0.1:8182/?code=x&state=y"}\', flush=True); '
         "sys.stdin.read()"
     )
     monkeypatch.setattr(login_parent, "child_command", lambda: [sys.executable, "-c", script])
@@ -327,7 +327,7 @@ def test_child_of_another_protocol_version(
         login.start()
     result = blocker.args[0]
     assert result.outcome is LoginOutcome.FAILED
-    assert "version 2" in result.message and "speaks 1" in result.message
+    assert "version 99" in result.message and "speaks 2" in result.message
     wait_child_gone(qtbot, login)
 
 

@@ -17,7 +17,7 @@ SPEC = LoginSpec(
     account="a",
     url="https://127.0.0.1:4443/v1/oauth/authorize?x=1",
     redirect_uri="https://127.0.0.1:8182/",
-    allowed_hosts=("127.0.0.1",),
+    login_domains=("127.0.0.1",),
     provider="sandbox",
     pinned_sha256="ab" * 32,
     pinned_host="127.0.0.1",
@@ -34,18 +34,19 @@ def test_spec_round_trip_carries_no_test_hook() -> None:
         "account",
         "url",
         "redirect_uri",
-        "allowed_hosts",
+        "login_domains",
         "provider",
         "pinned_sha256",
         "pinned_host",
         "timeout",
+        "device_dir",
     }
     # A spec without a pin is never the sandbox (no scripting on a real broker's page).
     unpinned = {**json.loads(line), "pinned_host": None, "pinned_sha256": None}
     assert not LoginSpec.from_json(json.dumps(unpinned)).is_sandbox
 
 
-@pytest.mark.parametrize("version", [None, 0, 2, "1"])
+@pytest.mark.parametrize("version", [None, 0, 1, 3, "2"])
 def test_other_versions_refused_clearly(version: object) -> None:
     data = {**json.loads(SPEC.to_json()), "v": version}
     with pytest.raises(ProtocolError, match=f"version {version!r}; this tdgui speaks {VERSION}"):
@@ -61,7 +62,7 @@ def test_other_versions_refused_clearly(version: object) -> None:
     [
         ({"url": "http://example.com/authorize"}, "https"),
         ({"url": None}, "'url'"),
-        ({"allowed_hosts": "127.0.0.1"}, "allowed_hosts"),
+        ({"login_domains": "127.0.0.1"}, "login_domains"),
         ({"timeout": 0}, "timeout"),
         ({"timeout": True}, "timeout"),
         ({"pinned_host": None}, "without"),
@@ -159,3 +160,51 @@ def test_result_holds_times_not_tokens() -> None:
     result = LoginResult("a", LoginOutcome.SUCCESS, "ok", 1.0, times)
     assert result.ok and result.access_expires_at == 2.0 and result.refresh_expires_at == 3.0
     assert not [f for f in vars(result) if "token" in f and f != "times"]
+
+
+LEAF = "cd" * 32
+REAL = LoginSpec(
+    "a",
+    "https://api.schwabapi.com/v1/oauth/authorize",
+    "https://127.0.0.1:8182/",
+    ("schwabapi.com", "schwab.com"),
+    "schwab",
+)
+
+
+@pytest.mark.parametrize(
+    ("flags", "hosts"),
+    [
+        (
+            '--host-resolver-rules="MAP a.example 127.0.0.1:4443, MAP b.example 127.0.0.1"',
+            {"a.example", "b.example"},
+        ),
+        ("--no-sandbox '--host-resolver-rules=MAP A.example 127.0.0.1:1'", {"a.example"}),
+        (
+            '--host-resolver-rules="MAP a.example 127.0.0.1:1, MAP b.example 10.0.0.1:1"',
+            set(),
+        ),  # one off loopback
+        ('--host-resolver-rules="MAP * 127.0.0.1:1"', set()),  # a wildcard is not a list of hosts
+        ('--host-resolver-rules="MAP a.example 127.0.0.1:1, EXCLUDE b.example"', set()),  # not understood
+        ('--host-resolver-rules="MAP a.example 127.0.0.1.evil.test:1"', set()),
+        ("", set()),
+        ('--host-resolver-rules="unbalanced', set()),
+    ],
+)
+def test_loopback_mapped_hosts(flags: str, hosts: set[str]) -> None:
+    assert hooks.loopback_mapped_hosts(flags) == hosts
+
+
+def test_emulator_leaf_honoured_only_under_loopback_rules() -> None:
+    text = TestHooks(emulator_leaf_sha256=LEAF.upper(), continue_when_blocked=True).to_json()
+    rules = '--host-resolver-rules="MAP api.schwabapi.com 127.0.0.1:4443"'
+    assert hooks.honoured(text, REAL, rules) == TestHooks(
+        emulator_leaf_sha256=LEAF, continue_when_blocked=True
+    )
+    assert hooks.honoured(text, REAL, "") is None  # a real broker's host on the network: never
+    assert hooks.honoured(text, REAL, '--host-resolver-rules="MAP api.schwabapi.com 192.0.2.1:443"') is None
+    # Without a leaf, other hooks stay sandbox-only even under such rules.
+    assert hooks.honoured(TestHooks(autofill=True).to_json(), REAL, rules) is None
+    environ = {hooks.ENV_VAR: text, hooks.CHROMIUM_FLAGS_VAR: rules}
+    assert hooks.take_from_environment(environ, REAL) is not None
+    assert environ == {hooks.CHROMIUM_FLAGS_VAR: rules}
