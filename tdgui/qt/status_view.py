@@ -83,6 +83,13 @@ class Countdown(QWidget):
         else:
             self._colour("valid", COLOUR_VALID)
 
+    def show_dead(self, text: str) -> None:
+        """The token no longer works whatever its stated expiry (the server refused it)."""
+        self.expires.setText(text)
+        self.remaining.setText("expired")
+        self.bar.setValue(0)
+        self._colour("expired", COLOUR_EXPIRED)
+
     def _colour(self, level: str, colour: str) -> None:
         if level != self.level:
             self.level = level
@@ -225,7 +232,12 @@ class StatusView(QWidget):
         if status.refresh_expires_at is not None:
             start = status.login_at if status.login_at is not None else now
             refresh_total = max(status.refresh_expires_at - start, status.refresh_expires_at - now)
-        self.refresh_token.show_expiry(status.refresh_expires_at, refresh_total, WARN_WINDOW, now)
+        if status.state is AccountState.LOGIN_REQUIRED and status.access_expires_at is not None:
+            # Logged in once, login required now: the refresh token is dead even if its stored
+            # expiry (an assumed 7 days) is still ahead (issue 14, defect 2).
+            self.refresh_token.show_dead("no longer valid: log in again")
+        else:
+            self.refresh_token.show_expiry(status.refresh_expires_at, refresh_total, WARN_WINDOW, now)
         dying = status.refresh_expires_at is None or status.refresh_expires_at - now < LOGIN_AGAIN_WINDOW
         needs_login = status.state is AccountState.LOGIN_REQUIRED or dying
         self.login_button.setText("Log in" if status.access_expires_at is None else "Log in again")
