@@ -34,6 +34,8 @@ class Tray(QObject):
         self.last_notice_account: str | None = None
         #: the warnings not yet acted on, one per account (issue 14, defect 3: never collapsed)
         self.notices: dict[str, str] = {}
+        #: the last balloon shown (title, text): what the user saw, for the window and tests
+        self.last_message: tuple[str, str] | None = None
         self.icon = QSystemTrayIcon(tray_icon("none"), self)
         self.menu = QMenu()
         self.action_open = QAction("Open tdgui", self)
@@ -106,22 +108,15 @@ class Tray(QObject):
         """A balloon for this warning; with warnings of several accounts pending, one balloon
         lists each of them (a new balloon replaces the shown one, so sending one per account
         would show only the last)."""
-        if account is None:
-            self.last_notice_account = None
-            self.icon.showMessage(title, text, QSystemTrayIcon.MessageIcon.Warning, 15_000)
-            return
-        self.notices[account] = text
-        if len(self.notices) == 1:
-            self.last_notice_account = account
-            self.icon.showMessage(title, text, QSystemTrayIcon.MessageIcon.Warning, 15_000)
-            return
-        self.last_notice_account = None  # a click opens the window, where each has its row
-        self.icon.showMessage(
-            f"tdgui: {len(self.notices)} accounts need a login",
-            "\n".join(self.notices.values()),
-            QSystemTrayIcon.MessageIcon.Warning,
-            15_000,
-        )
+        if account is not None:
+            self.notices[account] = text
+            if len(self.notices) > 1:
+                title = f"tdgui: {len(self.notices)} accounts need a login"
+                text = "\n".join(self.notices.values())
+                account = None  # a click opens the window, where each account has its row
+        self.last_notice_account = account
+        self.last_message = (title, text)
+        self.icon.showMessage(title, text, QSystemTrayIcon.MessageIcon.Warning, 15_000)
 
     @Slot(QSystemTrayIcon.ActivationReason)
     def _on_activated(self, reason: QSystemTrayIcon.ActivationReason) -> None:
