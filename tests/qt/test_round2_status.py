@@ -79,3 +79,33 @@ def test_schwab_style_account_uses_the_lifetime_the_server_states() -> None:
     del answer["refresh_token_expires_in"]
     tokens = TokenSet.from_response(answer, schwab(), now)
     assert tokens.refresh_expires_at == pytest.approx(now + 7 * 24 * 3600, abs=1)
+
+
+def _no_cli_words(text: str) -> None:
+    assert "`" not in text and "--" not in text and "tdgui login" not in text, text
+    assert "refresh_token_authentication_error" not in text and "invalid_grant" not in text, text
+
+
+def test_gui_messages_name_no_cli_commands_or_raw_codes(
+    qtbot: QtBot,
+    service: TokenService,
+    three_minute_sandbox: SandboxServer,
+    add_sandbox_account: Callable[..., str],
+) -> None:
+    server = three_minute_sandbox
+    fresh = add_sandbox_account("fresh", url=server.base_url)  # never logged in
+    dead = add_sandbox_account("dead", url=server.base_url)
+    pending = service.begin_login(dead)
+    service.finish_login(pending, login_with_requests(pending.url, server.certs.ca_file))
+    server.advance_clock(240)
+    controller = Controller(service)
+    messages: dict[str, str] = {}
+    controller.refresh_finished.connect(lambda name, ok, text: messages.__setitem__(name, text))
+    with qtbot.waitSignals([controller.refresh_finished] * 2, timeout=15_000):
+        controller.refresh(fresh)
+        controller.refresh(dead)
+    assert messages[fresh].startswith("Login required") and "log in" in messages[fresh]
+    assert messages[dead].startswith("Login required")
+    for text in messages.values():
+        _no_cli_words(text)
+    controller.close_logins()
