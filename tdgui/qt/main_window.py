@@ -147,6 +147,7 @@ class MainWindow(QMainWindow):
         service = controller.service
         self.accounts = QListWidget(self)
         self.accounts.setObjectName("accountList")
+        self.accounts.setAccessibleName("Accounts")
         self.accounts.setMinimumWidth(180)
         self.status_view = StatusView(service.clock, service.lead, self)
         self.welcome = self._build_welcome()

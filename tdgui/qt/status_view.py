@@ -46,8 +46,9 @@ STORE_TEXT = {
 class Countdown(QWidget):
     """Absolute expiry, a live countdown and a coloured bar for one token."""
 
-    def __init__(self, parent: QWidget | None = None) -> None:
+    def __init__(self, what: str, parent: QWidget | None = None) -> None:
         super().__init__(parent)
+        self.setAccessibleName(what)
         self.expires = QLabel("-", self)
         self.remaining = QLabel("-", self)
         self.remaining.setMinimumWidth(90)
@@ -55,6 +56,7 @@ class Countdown(QWidget):
         self.bar.setRange(0, 1000)
         self.bar.setTextVisible(False)
         self.bar.setMaximumHeight(12)
+        self.bar.setAccessibleName(f"{what}: share of its lifetime left")
         self.level = "none"
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -114,8 +116,8 @@ class StatusView(QWidget):
         self.title = QLabel(self)
         self.title.setStyleSheet("font-size: 16pt; font-weight: bold;")
         self.state_label = QLabel(self)
-        self.access = Countdown(self)
-        self.refresh_token = Countdown(self)
+        self.access = Countdown("Access token", self)
+        self.refresh_token = Countdown("Refresh token", self)
         self.last_refresh = QLabel("-", self)
         self.last_refresh.setWordWrap(True)
         self.store = QLabel("-", self)
@@ -137,6 +139,7 @@ class StatusView(QWidget):
         self.busy_bar.setMaximumWidth(120)
         self.busy_bar.setMaximumHeight(12)
         self.busy_bar.setTextVisible(False)
+        self.busy_bar.setAccessibleName("Refreshing")
         self.busy_bar.hide()
         self.login_button = QPushButton("Log in again", self)
         self.login_button.setObjectName("loginButton")
