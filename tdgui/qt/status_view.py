@@ -16,7 +16,7 @@ from PySide6.QtWidgets import (
 )
 
 from tdgui.core.clock import Clock
-from tdgui.core.schedule import WARN_WINDOW, AccountState
+from tdgui.core.schedule import LEAD_FRACTION, WARN_WINDOW, AccountState
 from tdgui.core.service import AccountStatus
 from tdgui.core.text import fmt_duration, fmt_time
 
@@ -230,7 +230,10 @@ class StatusView(QWidget):
         access_total = 0.0
         if status.access_expires_at is not None and status.access_received_at is not None:
             access_total = status.access_expires_at - status.access_received_at
-        self.access.show_expiry(status.access_expires_at, access_total, self.lead, now)
+        # "Soon" from the lead the scheduler uses (core.schedule.effective_lead): a 60 s token
+        # is not amber for its whole life under a 5 min lead (issue 14, defect 6).
+        soon = min(self.lead, max(0.0, access_total) * LEAD_FRACTION)
+        self.access.show_expiry(status.access_expires_at, access_total, soon, now)
         refresh_total = 0.0
         if status.refresh_expires_at is not None:
             start = status.login_at if status.login_at is not None else now

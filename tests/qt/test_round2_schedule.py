@@ -70,3 +70,27 @@ def test_sixty_second_token_is_refreshed_once_per_lifetime_not_every_second(
             scheduler.on_timer()
     assert short_sandbox.stats()["refresh_requests"] == 3
     scheduler.stop()
+
+
+def test_short_token_is_not_shown_due_for_its_whole_life(
+    qtbot: QtBot,
+    service: TokenService,
+    short_sandbox: SandboxServer,
+    add_sandbox_account: Callable[..., str],
+) -> None:
+    from tdgui.qt.main_window import MainWindow
+
+    name = add_sandbox_account("short", url=short_sandbox.base_url)
+    pending = service.begin_login(name)
+    service.finish_login(pending, login_with_requests(pending.url, short_sandbox.certs.ca_file))
+    controller = Controller(service)
+    win = MainWindow(controller)
+    qtbot.addWidget(win)
+    win.show()
+    with qtbot.waitSignal(controller.statuses_changed, timeout=10_000):
+        controller.reload()
+    view = win.status_view
+    assert view.status is not None and view.status.state is AccountState.VALID
+    assert "Tokens valid" in view.state_label.text()
+    assert view.access.level == "valid"  # not amber from the first second
+    controller.close_logins()
