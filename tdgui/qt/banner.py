@@ -37,7 +37,13 @@ class Banner(QFrame):
         super().__init__(parent)
         self.setObjectName("banner")
         self.setAccessibleName("Notices")
-        self.setStyleSheet("#banner { background: #fff3cd; border: 1px solid #e0c36c; border-radius: 4px; }")
+        # The tooltip colours of the system palette: meant to stand out and be readable in light
+        # and dark themes alike (a fixed pale yellow under a dark theme's light text was not;
+        # issue 14, defect 12).
+        self.setStyleSheet(
+            "#banner { background: palette(tool-tip-base); border: 1px solid palette(mid);"
+            " border-radius: 4px; } #banner QLabel { color: palette(tool-tip-text); }"
+        )
         #: account name ("" for a notice about no account) -> its row, in arrival order
         self.rows: dict[str, NoticeRow] = {}
         self._layout = QVBoxLayout(self)
