@@ -38,9 +38,18 @@ def effective_lead(tokens: Times, lead: float) -> float:
     lets each token serve three quarters of its life (at most 4/3 refreshes per lifetime) and
     still leaves a quarter for the refresh and its first retries.
     """
-    received = tokens.received_at if isinstance(tokens, TokenSet) else tokens.access_received_at
-    lifetime = max(0.0, tokens.access_expires_at - received)
-    return min(lead, lifetime * LEAD_FRACTION)
+    return min(lead, access_lifetime(tokens) * LEAD_FRACTION)
+
+
+def access_lifetime(tokens: Times) -> float:
+    """How long the access token was issued for: the `expires_in` the server stated (kept in
+    the stored answer), else the span from receipt to expiry (all a status record has)."""
+    if isinstance(tokens, TokenSet):
+        stated = tokens.response.get("expires_in")
+        if isinstance(stated, (int, float)) and not isinstance(stated, bool) and 0 < stated < 1e9:
+            return float(stated)
+        return max(0.0, tokens.access_expires_at - tokens.received_at)
+    return max(0.0, tokens.access_expires_at - tokens.access_received_at)
 
 
 def renewal_due(tokens: Times, provider: Provider, now: float) -> bool:
