@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from tdgui.cli.output import open_browser_announcing, print_status, say, valid_until
-from tdgui.core.errors import TdguiError, UsageError
+from tdgui.core.errors import UsageError
 from tdgui.core.root import Core
 
 if TYPE_CHECKING:
@@ -202,20 +202,54 @@ def cmd_sandbox(core: Core, args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_gui(core: Core, args: argparse.Namespace) -> int:
-    try:
-        if args.self_test:
-            from tdgui.qt.selftest import run_self_test
+def qt_install_command() -> str:
+    """The exact command that installs the Qt this tdgui was built against, for this interpreter."""
+    from importlib import metadata
 
-            return int(run_self_test(args.screenshot))
-        from tdgui.qt.app import run_gui
-    except ModuleNotFoundError as exc:
-        if not (exc.name or "").startswith("PySide6"):
-            raise
-        raise TdguiError(
-            "the desktop app needs PySide6 (pip install 'tdgui[gui]'); "
-            "the command line (`tdgui --help`) works without it"
-        ) from None
+    try:
+        declared = metadata.requires("tdgui") or []
+    except metadata.PackageNotFoundError:  # run from a source tree that was never installed
+        declared = []
+    # The pinned version from the installed metadata (a default dependency, not an extra).
+    pins = [line.split(";")[0].replace(" ", "") for line in declared if line.startswith("PySide6")]
+    requirement = pins[0] if pins else "PySide6"
+    return f"{sys.executable} -m pip install {requirement}"
+
+
+def _qt_missing() -> str | None:
+    """The first Qt module the desktop app needs that cannot be found; None when all are there.
+
+    find_spec locates the modules without loading Qt's libraries: the check costs nothing when
+    Qt is there, and `tdgui --help`, `tdgui token` never reach it.
+    """
+    from importlib.util import find_spec
+
+    for module in ("PySide6", "PySide6.QtWidgets", "PySide6.QtWebEngineWidgets"):
+        try:
+            if find_spec(module) is None:
+                return module
+        except ModuleNotFoundError:  # the parent package itself is missing
+            return module
+    return None
+
+
+def cmd_gui(core: Core, args: argparse.Namespace) -> int:
+    # A server install leaves Qt out (README "Install"): one line with the exact command, exit 2
+    # (the environment lacks something the user can add), never "unexpected error" (issue 14).
+    missing = _qt_missing()
+    if missing is not None:
+        print(
+            f"tdgui: the desktop app needs Qt ({missing} is not installed); install it with: "
+            f"{qt_install_command()}  (the command line, `tdgui --help`, works without it)",
+            file=sys.stderr,
+        )
+        return 2
+    if args.self_test:
+        from tdgui.qt.selftest import run_self_test
+
+        return int(run_self_test(args.screenshot))
+    from tdgui.qt.app import run_gui
+
     return int(run_gui(core, minimized=args.minimized))
 
 

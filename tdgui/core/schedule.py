@@ -16,6 +16,8 @@ DEFAULT_LEAD = 300.0
 RENEW_WINDOW = 7 * 24 * 3600.0
 #: Warn this long before a refresh token dies (Schwab users must log in every 7 days).
 WARN_WINDOW = 24 * 3600.0
+#: The lead is at most this fraction of the access token's lifetime (issue 14, defect 6).
+LEAD_FRACTION = 0.25
 
 
 class AccountState(Enum):
@@ -24,6 +26,30 @@ class AccountState(Enum):
     LOGIN_SOON = "login soon"
     LOGIN_REQUIRED = "login required"
     ERROR = "error"
+
+
+def effective_lead(tokens: Times, lead: float) -> float:
+    """The refresh lead for these tokens: the configured one, but at most a quarter of the access
+    token's lifetime.
+
+    With a lead longer than the lifetime every new token is "due" the moment it arrives, and the
+    app refreshed about once a second, forever (issue 14, defect 6: a 60 s token, a 5 min lead).
+    A quarter keeps the usual case unchanged (Schwab's 30 min token: 7.5 min > the 5 min lead),
+    lets each token serve three quarters of its life (at most 4/3 refreshes per lifetime) and
+    still leaves a quarter for the refresh and its first retries.
+    """
+    return min(lead, access_lifetime(tokens) * LEAD_FRACTION)
+
+
+def access_lifetime(tokens: Times) -> float:
+    """How long the access token was issued for: the `expires_in` the server stated (kept in
+    the stored answer), else the span from receipt to expiry (all a status record has)."""
+    if isinstance(tokens, TokenSet):
+        stated = tokens.response.get("expires_in")
+        if isinstance(stated, (int, float)) and not isinstance(stated, bool) and 0 < stated < 1e9:
+            return float(stated)
+        return max(0.0, tokens.access_expires_at - tokens.received_at)
+    return max(0.0, tokens.access_expires_at - tokens.access_received_at)
 
 
 def renewal_due(tokens: Times, provider: Provider, now: float) -> bool:
@@ -35,14 +61,14 @@ def renewal_due(tokens: Times, provider: Provider, now: float) -> bool:
 def needs_refresh(tokens: Times, provider: Provider, now: float, lead: float) -> bool:
     if not tokens.refresh_valid(now):
         return False
-    return not tokens.access_valid(now, lead) or renewal_due(tokens, provider, now)
+    return not tokens.access_valid(now, effective_lead(tokens, lead)) or renewal_due(tokens, provider, now)
 
 
 def next_refresh_at(tokens: Times, provider: Provider, lead: float) -> float | None:
     """The moment this account next needs a refresh; None when no refresh can help."""
     if not tokens.has_refresh_token:
         return None
-    moments = [tokens.access_expires_at - lead]
+    moments = [tokens.access_expires_at - effective_lead(tokens, lead)]
     if provider.renews_refresh_token and tokens.refresh_expires_at is not None:
         moments.append(tokens.refresh_expires_at - RENEW_WINDOW)
     when = min(moments)
@@ -79,6 +105,6 @@ def account_state(
     remaining = tokens.refresh_remaining(now)
     if remaining is not None and remaining < WARN_WINDOW and not provider.renews_refresh_token:
         return AccountState.LOGIN_SOON
-    if not tokens.access_valid(now, lead):
+    if not tokens.access_valid(now, effective_lead(tokens, lead)):
         return AccountState.REFRESH_SOON
     return AccountState.VALID

@@ -199,7 +199,8 @@ class TokenSet:
             refresh_token = new_refresh
             if previous is not None and new_refresh != previous.refresh_token:
                 rotated = True
-            if provider.refresh_expiry_fixed_at_login:
+            # A lifetime the server states wins over the assumed one (issue 14, defect 2).
+            if provider.refresh_expiry_fixed_at_login and given_refresh_lifetime is None:
                 refresh_expires_at = _clamp_time(login_at + (provider.refresh_lifetime or 0))
             else:
                 lifetime = _lifetime(

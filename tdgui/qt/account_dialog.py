@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from PySide6.QtCore import Slot
@@ -57,6 +58,10 @@ class AccountDialog(QDialog):
         self.setWindowTitle("Edit account" if existing else "Add account")
         self.setMinimumWidth(560)
         self._account: Account | None = None
+        #: problems are shown only once the user changed something (or pressed OK): a new
+        #: dialog does not open on "invalid account name ''" (issue 14, defect 7)
+        self.touched = existing is not None
+        self._ready = False
 
         self.name = QLineEdit(self)
         self.name.setPlaceholderText("e.g. schwab-main")
@@ -151,6 +156,7 @@ class AccountDialog(QDialog):
         self.provider.currentIndexChanged.connect(self._on_provider_changed)
         self.pkce.toggled.connect(self.validate)
         self._on_provider_changed()
+        self._ready = True
 
     # -- state ------------------------------------------------------------------------------
     def _load(self, account: Account) -> None:
@@ -239,6 +245,8 @@ class AccountDialog(QDialog):
     @Slot()
     def validate(self) -> bool:
         """Check the form; show the first problem and enable OK only when it can be saved."""
+        if self._ready:
+            self.touched = True  # called from a change signal: the user is filling the form
         problem: str | None = None
         account: Account | None = None
         try:
@@ -254,13 +262,19 @@ class AccountDialog(QDialog):
             if secret and any(c.isspace() for c in secret):
                 raise UsageError("the client secret must not contain spaces")
             if self._needs_secret() and not secret and self.existing is None:
-                raise UsageError("enter the app's secret (it is stored in the keyring, never shown again)")
+                where = STORE_PLACES.get(account.store, "its token store")
+                raise UsageError(f"Enter the app's secret (kept in {where}, never shown again).")
+            if not account.client_id.isascii():
+                raise UsageError(
+                    "The app key has characters that are not plain letters or digits: "
+                    "copy it again from the developer portal."
+                )
         except UsageError as exc:
-            problem = str(exc)
+            problem = dialog_text(str(exc), self.name.text().strip())
             account = None
         self._hints()
         self._account = account
-        self.error.setText(problem or "")
+        self.error.setText(problem if problem and self.touched else "")
         ok = self.buttons.button(QDialogButtonBox.StandardButton.Ok)
         ok.setEnabled(problem is None)
         return problem is None
@@ -299,6 +313,7 @@ class AccountDialog(QDialog):
         return value or None
 
     def accept(self) -> None:
+        self.touched = True
         if self.validate():
             super().accept()
 
@@ -308,3 +323,35 @@ def _set_quietly(line: QLineEdit, text: str) -> None:
         line.blockSignals(True)
         line.setText(text)
         line.blockSignals(False)
+
+
+#: Where the secret is kept, per store choice (the dialog said "keyring" for every store).
+STORE_PLACES = {
+    "keyring": "the system keyring",
+    "file": "a private file (0600) in tdgui's folder",
+    "sql": "tdgui's SQLite file",
+    "memory": "this app's memory until it quits",
+}
+
+
+def dialog_text(problem: str, name: str) -> str:
+    """Core's check, said for a person at the form: no raw "got ''", no CLI flags (defect 8)."""
+    low = problem.lower()
+    if low.startswith("invalid account name"):
+        if not name:
+            return "Enter a name for the account, e.g. schwab-main."
+        return (
+            "The name may use only the letters A-Z and a-z, digits, '.', '_' and '-' "
+            "(no spaces or accented letters), and must start with a letter or digit."
+        )
+    if low.startswith("callback url must look like"):
+        return "Enter the callback URL exactly as registered for your app, e.g. https://127.0.0.1:8182/."
+    if low.startswith("the client id"):
+        return "Enter the app key (client id) from the developer portal, without spaces."
+    if "--authorize-url" in problem:
+        return "Enter the authorize URL and the token URL of the custom provider."
+    # Anything else: core's own sentence, with a capital, no option names, one full stop.
+    text = re.sub(r"\s*\(?`?--[a-z-]+`?\)?", "", problem).strip()
+    text = re.sub(r", got '.*'$", "", text)
+    text = text[:1].upper() + text[1:]
+    return text if text.endswith(".") else text + "."

@@ -7,6 +7,7 @@ signal; the views and the scheduler listen to that instead of to each operation.
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal, Slot
@@ -32,8 +33,39 @@ log = logging.getLogger(__name__)
 def error_text(error: BaseException) -> str:
     """A message for the user: a TdguiError's own text, never a traceback or a secret."""
     if isinstance(error, TdguiError):
-        return SECRETS.mask(str(error))
+        return gui_text(SECRETS.mask(str(error)))
     return f"unexpected error ({type(error).__name__}); see the log"
+
+
+#: OAuth error codes (RFC 6749 §5.2, §4.1.2.1) and Schwab's own: said in words, not shown raw.
+_OAUTH_CODES = re.compile(
+    r"\s*\(?\b(invalid_request|invalid_client|invalid_grant|unauthorized_client|unsupported_grant_type"
+    r"|invalid_scope|access_denied|server_error|temporarily_unavailable"
+    r"|refresh_token_authentication_error)\b\)?"
+)
+#: Core's messages are shared with the CLI; in the window a command line means nothing.
+_GUI_WORDS = (
+    (re.compile(r"run `tdgui login [^`]*`"), "log in again"),
+    (re.compile(r"(use|or use) `tdgui login [^`]*--manual`"), r"\1 a different callback port"),
+    (re.compile(r"\s*\(see `tdgui [^`]*`\)"), ""),
+    (
+        re.compile(r"an explicit file store with `?--store file`?"),
+        "the file store in Edit account (Token store)",
+    ),
+    (re.compile(r"(with )?`?--store file`?"), "the file store (Edit account, Token store)"),
+    (re.compile(r"(with )?`?--store`?"), "in Edit account (Token store)"),
+    (re.compile(r"`tdgui [^`]*`"), "the tdgui command line"),
+    (re.compile(r"\s*\(-?\d{2,}\)"), ""),  # a raw Chromium/HTTP error number, e.g. (-105)
+)
+
+
+def gui_text(message: str) -> str:
+    """Core's message for a person at the window: no CLI commands or flags, no raw error codes
+    (issue 14, defect 8)."""
+    for pattern, replacement in _GUI_WORDS:
+        message = pattern.sub(replacement, message)
+    message = _OAUTH_CODES.sub("", message)
+    return re.sub(r"\s{2,}", " ", message).strip()
 
 
 class Controller(QObject):

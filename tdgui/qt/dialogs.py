@@ -40,6 +40,7 @@ class SettingsDialog(QDialog):
         self.launch_at_login = QCheckBox("Launch tdgui when I log in", self)
         self.launch_at_login.setChecked(settings.launch_at_login)
         self.lead = QSpinBox(self)
+        self.lead.setAccessibleName("Refresh lead time in seconds")
         self.lead.setRange(1, 25)
         self.lead.setSuffix(" min")
         self.lead.setValue(max(1, min(25, round(settings.refresh_lead_seconds / 60))))

@@ -8,7 +8,6 @@ from PySide6.QtCore import Qt, Signal, Slot
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence, QShowEvent
 from PySide6.QtWidgets import (
     QDialog,
-    QFrame,
     QHBoxLayout,
     QLabel,
     QListWidget,
@@ -23,8 +22,9 @@ from PySide6.QtWidgets import (
 )
 
 from tdgui.core.config import Account, Settings
-from tdgui.core.login_outcome import LoginResult
+from tdgui.core.login_outcome import LoginOutcome, LoginResult
 from tdgui.qt.account_dialog import AccountDialog
+from tdgui.qt.banner import Banner
 from tdgui.qt.controller import Controller, error_text
 from tdgui.qt.icons import app_icon, level_icon
 from tdgui.qt.status_view import StatusView
@@ -45,44 +45,15 @@ secret and callback URL). Schwab asks you to log in again every 7 days; tdgui re
 </ul>"""
 
 
-class Banner(QFrame):
-    """An in-window notification (used when there is no system tray); one click opens the login."""
-
-    login_clicked = Signal(str)
-
-    def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.setObjectName("banner")
-        self.setStyleSheet("#banner { background: #fff3cd; border: 1px solid #e0c36c; border-radius: 4px; }")
-        self.account: str | None = None
-        self.label = QLabel(self)
-        self.label.setWordWrap(True)
-        self.login_button = QPushButton("Log in", self)
-        self.dismiss_button = QPushButton("Dismiss", self)
-        layout = QHBoxLayout(self)
-        layout.addWidget(self.label, 1)
-        layout.addWidget(self.login_button)
-        layout.addWidget(self.dismiss_button)
-        self.login_button.clicked.connect(self._on_login)
-        self.dismiss_button.clicked.connect(self.hide)
-        self.hide()
-
-    def show_notice(self, account: str | None, text: str) -> None:
-        self.account = account
-        self.label.setText(text)
-        self.login_button.setVisible(account is not None)
-        self.show()
-
-    @Slot()
-    def _on_login(self) -> None:
-        if self.account is not None:
-            self.login_clicked.emit(self.account)
-        self.hide()
+#: The user's own choice, not a failure: shown in the normal colour (issue 14, defect 9).
+NOT_ERRORS = (LoginOutcome.CANCELLED, LoginOutcome.CLOSED)
 
 
 class MainWindow(QMainWindow):
     """Thin: renders the controller's cached statuses and forwards user actions to it."""
 
+    #: the window was closed to the tray (the app still runs; the shell says so once)
+    hidden_to_tray = Signal()
     quit_requested = Signal()
     settings_requested = Signal()
     about_requested = Signal()
@@ -97,6 +68,9 @@ class MainWindow(QMainWindow):
         self.confirm_box: QMessageBox | None = None
         self._messages: dict[str, tuple[str, bool]] = {}
         self._first_run_handled = False
+        #: an account just added in the dialog: once it is listed, it is selected and its
+        #: login is the next step (issue 14, defect 7)
+        self._added: str | None = None
         self.setWindowTitle("tdgui")
         self.setWindowIcon(app_icon())
         self.resize(860, 520)
@@ -104,6 +78,7 @@ class MainWindow(QMainWindow):
         service = controller.service
         self.accounts = QListWidget(self)
         self.accounts.setObjectName("accountList")
+        self.accounts.setAccessibleName("Accounts")
         self.accounts.setMinimumWidth(180)
         self.status_view = StatusView(service.clock, service.lead, self)
         self.welcome = self._build_welcome()
@@ -225,7 +200,12 @@ class MainWindow(QMainWindow):
             item.setToolTip(f"{status.provider}: {status.state.value}")
             self.accounts.addItem(item)
         self.accounts.blockSignals(False)
+        added, self._added = self._added, None
+        if added is not None and added not in controller.statuses:
+            self._added = added  # saved, not listed yet: the next reload lists it
         if controller.statuses:
+            if added in controller.statuses:
+                selected = added
             self.select(selected if selected in controller.statuses else next(iter(controller.statuses)))
         self._on_selection()
         empty = controller.loaded and not controller.statuses and controller.load_error is None
@@ -237,10 +217,13 @@ class MainWindow(QMainWindow):
             widget.setEnabled(has)
         self.action_login.setEnabled(has)
         self.action_refresh.setEnabled(has)
-        if empty and not self._first_run_handled:
+        if added is not None and added in controller.statuses:
+            self._lead_to_login(added)
+        if empty and not self._first_run_handled and self.isVisible():
+            # First run: the welcome page itself, not an Add dialog on top of it that hides
+            # "Try the sandbox" (issue 14, defect 7); the keyboard starts on its first choice.
             self._first_run_handled = True
-            if self.open_add_on_first_run and self.isVisible():
-                self.open_add_dialog()
+            self.welcome_add_button.setFocus()
 
     @Slot()
     def _on_selection(self) -> None:
@@ -262,28 +245,43 @@ class MainWindow(QMainWindow):
     @Slot(str, bool, str)
     def _on_refresh_finished(self, name: str, ok: bool, message: str) -> None:
         self._messages[name] = (message, not ok)
+        current = self.statusBar().currentMessage()
+        if ok and current.startswith(f"{name}: "):
+            self.statusBar().clearMessage()  # an older failure of this account is over (defect 9)
         if name == self.selected_name():
             self.status_view.set_busy(False)
             self.status_view.show_message(message, error=not ok)
 
     @Slot(object)
     def _on_login_finished(self, result: LoginResult) -> None:
-        self._messages[result.account] = (result.message, not result.ok)
-        if not result.ok:
-            # The login window (its own process) is gone: the outcome is shown here.
-            self.statusBar().showMessage(f"{result.account}: {result.message}", 30_000)
+        error = not result.ok and result.outcome not in NOT_ERRORS
+        self._messages[result.account] = (result.message, error)
+        # The login window (its own process) is gone: the outcome is shown here. A success
+        # replaces an older "Login required" / "Access was denied" (issue 14, defect 9).
+        self.statusBar().showMessage(f"{result.account}: {result.message}", 30_000)
         if result.ok:
             self.select(result.account)
-            if self.banner.account == result.account:
-                self.banner.hide()
+            self.banner.remove(result.account)
         if result.account == self.selected_name():
-            self.status_view.show_message(result.message, error=not result.ok)
+            self.status_view.show_message(result.message, error=error)
 
     @Slot(bool, str)
     def _on_account_saved(self, ok: bool, message: str) -> None:
         self.statusBar().showMessage(message, 10_000)
         if not ok:
+            self._added = None
             QMessageBox.warning(self, "tdgui", message)
+
+    def _lead_to_login(self, name: str) -> None:
+        """After adding an account, its login is the next step: say so and put the focus there."""
+        self.status_view.show_message(
+            f"Account {name} saved. Next: log in with the button below, in the broker's own page.",
+            error=False,
+        )
+        self._messages[name] = (self.status_view.message.text(), False)
+        if self.status_view.login_button.isVisible():
+            self.status_view.login_button.setDefault(True)
+            self.status_view.login_button.setFocus()
 
     # -- actions ----------------------------------------------------------------------------
     @Slot(str)
@@ -319,6 +317,7 @@ class MainWindow(QMainWindow):
                 if replace:
                     self.controller.edit_account(account, dialog.secret_value())
                 else:
+                    self._added = account.name
                     self.controller.add_account(account, dialog.secret_value())
             self.account_dialog = None
 
@@ -338,6 +337,9 @@ class MainWindow(QMainWindow):
             QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
             self,
         )
+        # Enter must not delete an account, its tokens and its secret (issue 14, defect 10).
+        box.setDefaultButton(QMessageBox.StandardButton.No)
+        box.setEscapeButton(QMessageBox.StandardButton.No)
         box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         self.confirm_box = box
 
@@ -366,6 +368,7 @@ class MainWindow(QMainWindow):
         if self.hide_on_close:
             self.hide()  # keep running in the tray
             event.ignore()
+            self.hidden_to_tray.emit()
             return
         event.accept()
         self.quit_requested.emit()

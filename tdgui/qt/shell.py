@@ -74,12 +74,14 @@ class Shell(QObject):
         self._quit_app = quit_app or QApplication.quit
         self._open_login_after_save: str | None = None
         self._shut_down = False
+        self.tray_hint_shown = False
 
         window, tray, controller, scheduler = self.window, self.tray, self.controller, self.scheduler
         window.quit_requested.connect(self.quit)
         window.settings_requested.connect(self.open_settings)
         window.about_requested.connect(self.open_about)
         window.sandbox_requested.connect(self.try_sandbox)
+        window.hidden_to_tray.connect(self._on_hidden_to_tray)
         tray.open_requested.connect(self.show_window)
         tray.quit_requested.connect(self.quit)
         tray.login_requested.connect(self.open_login)
@@ -126,6 +128,18 @@ class Shell(QObject):
             server.stop()
         self.sandbox_server = None
         wait_for_idle(5_000)
+
+    @Slot()
+    def _on_hidden_to_tray(self) -> None:
+        """Closing the window leaves the app running: say so once (issue 14, defect 11)."""
+        if self.tray_hint_shown:
+            return
+        self.tray_hint_shown = True
+        self.tray.notify(
+            None,
+            "tdgui is still running",
+            "It keeps your tokens fresh from the tray. Open it or quit from the tray icon's menu.",
+        )
 
     # -- background refresh and notifications ----------------------------------------------
     @Slot(str, bool, str)

@@ -16,7 +16,7 @@ from PySide6.QtWidgets import (
 )
 
 from tdgui.core.clock import Clock
-from tdgui.core.schedule import WARN_WINDOW, AccountState
+from tdgui.core.schedule import LEAD_FRACTION, WARN_WINDOW, AccountState
 from tdgui.core.service import AccountStatus
 from tdgui.core.text import fmt_duration, fmt_time
 
@@ -46,8 +46,9 @@ STORE_TEXT = {
 class Countdown(QWidget):
     """Absolute expiry, a live countdown and a coloured bar for one token."""
 
-    def __init__(self, parent: QWidget | None = None) -> None:
+    def __init__(self, what: str, parent: QWidget | None = None) -> None:
         super().__init__(parent)
+        self.setAccessibleName(what)
         self.expires = QLabel("-", self)
         self.remaining = QLabel("-", self)
         self.remaining.setMinimumWidth(90)
@@ -55,6 +56,7 @@ class Countdown(QWidget):
         self.bar.setRange(0, 1000)
         self.bar.setTextVisible(False)
         self.bar.setMaximumHeight(12)
+        self.bar.setAccessibleName(f"{what}: share of its lifetime left")
         self.level = "none"
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -83,6 +85,13 @@ class Countdown(QWidget):
         else:
             self._colour("valid", COLOUR_VALID)
 
+    def show_dead(self, text: str) -> None:
+        """The token no longer works whatever its stated expiry (the server refused it)."""
+        self.expires.setText(text)
+        self.remaining.setText("expired")
+        self.bar.setValue(0)
+        self._colour("expired", COLOUR_EXPIRED)
+
     def _colour(self, level: str, colour: str) -> None:
         if level != self.level:
             self.level = level
@@ -107,8 +116,8 @@ class StatusView(QWidget):
         self.title = QLabel(self)
         self.title.setStyleSheet("font-size: 16pt; font-weight: bold;")
         self.state_label = QLabel(self)
-        self.access = Countdown(self)
-        self.refresh_token = Countdown(self)
+        self.access = Countdown("Access token", self)
+        self.refresh_token = Countdown("Refresh token", self)
         self.last_refresh = QLabel("-", self)
         self.last_refresh.setWordWrap(True)
         self.store = QLabel("-", self)
@@ -130,6 +139,7 @@ class StatusView(QWidget):
         self.busy_bar.setMaximumWidth(120)
         self.busy_bar.setMaximumHeight(12)
         self.busy_bar.setTextVisible(False)
+        self.busy_bar.setAccessibleName("Refreshing")
         self.busy_bar.hide()
         self.login_button = QPushButton("Log in again", self)
         self.login_button.setObjectName("loginButton")
@@ -220,12 +230,20 @@ class StatusView(QWidget):
         access_total = 0.0
         if status.access_expires_at is not None and status.access_received_at is not None:
             access_total = status.access_expires_at - status.access_received_at
-        self.access.show_expiry(status.access_expires_at, access_total, self.lead, now)
+        # "Soon" from the lead the scheduler uses (core.schedule.effective_lead): a 60 s token
+        # is not amber for its whole life under a 5 min lead (issue 14, defect 6).
+        soon = min(self.lead, max(0.0, access_total) * LEAD_FRACTION)
+        self.access.show_expiry(status.access_expires_at, access_total, soon, now)
         refresh_total = 0.0
         if status.refresh_expires_at is not None:
             start = status.login_at if status.login_at is not None else now
             refresh_total = max(status.refresh_expires_at - start, status.refresh_expires_at - now)
-        self.refresh_token.show_expiry(status.refresh_expires_at, refresh_total, WARN_WINDOW, now)
+        if status.state is AccountState.LOGIN_REQUIRED and status.access_expires_at is not None:
+            # Logged in once, login required now: the refresh token is dead even if its stored
+            # expiry (an assumed 7 days) is still ahead (issue 14, defect 2).
+            self.refresh_token.show_dead("no longer valid: log in again")
+        else:
+            self.refresh_token.show_expiry(status.refresh_expires_at, refresh_total, WARN_WINDOW, now)
         dying = status.refresh_expires_at is None or status.refresh_expires_at - now < LOGIN_AGAIN_WINDOW
         needs_login = status.state is AccountState.LOGIN_REQUIRED or dying
         self.login_button.setText("Log in" if status.access_expires_at is None else "Log in again")

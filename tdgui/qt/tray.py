@@ -6,7 +6,9 @@ from PySide6.QtCore import QObject, Signal, Slot
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QMenu, QSystemTrayIcon
 
-from tdgui.core.status import Severity
+from tdgui.core.schedule import AccountState
+from tdgui.core.status import AccountStatus, Severity
+from tdgui.core.text import fmt_duration, fmt_time
 from tdgui.qt.controller import Controller
 from tdgui.qt.icons import tray_icon
 
@@ -30,6 +32,10 @@ class Tray(QObject):
         self.controller = controller
         self.level = "none"
         self.last_notice_account: str | None = None
+        #: the warnings not yet acted on, one per account (issue 14, defect 3: never collapsed)
+        self.notices: dict[str, str] = {}
+        #: the last balloon shown (title, text): what the user saw, for the window and tests
+        self.last_message: tuple[str, str] | None = None
         self.icon = QSystemTrayIcon(tray_icon("none"), self)
         self.menu = QMenu()
         self.action_open = QAction("Open tdgui", self)
@@ -60,8 +66,23 @@ class Tray(QObject):
         severity = self.controller.severity()
         self.level = severity.value if severity else "none"
         self.icon.setIcon(tray_icon(self.level))
-        self.icon.setToolTip(f"tdgui: {SEVERITY_TOOLTIP[severity]}")
+        statuses = self.controller.statuses
+        for name in [n for n in self.notices if _settled(statuses.get(n))]:
+            del self.notices[name]  # logged in again, or removed: its warning is over
+        # Per account: its state and the time left (issue 14, defect 11).
+        lines = [f"tdgui: {SEVERITY_TOOLTIP[severity]}"]
+        now = self.controller.service.clock.now()
+        lines += [f"{name}: {account_summary(status, now)}" for name, status in statuses.items()]
+        self.icon.setToolTip("\n".join(lines))
         self._rebuild_menu()
+        for name, action in self.login_actions.items():
+            status = statuses.get(name)
+            text = (
+                f"Log in to {name}"
+                if status is None
+                else f"Log in to {name} ({account_summary(status, now)})"
+            )
+            action.setText(text)
 
     def _rebuild_menu(self) -> None:
         names = self.controller.names
@@ -84,7 +105,17 @@ class Tray(QObject):
         self.menu.addAction(self.action_quit)
 
     def notify(self, account: str | None, title: str, text: str) -> None:
+        """A balloon for this warning; with warnings of several accounts pending, one balloon
+        lists each of them (a new balloon replaces the shown one, so sending one per account
+        would show only the last)."""
+        if account is not None:
+            self.notices[account] = text
+            if len(self.notices) > 1:
+                title = f"tdgui: {len(self.notices)} accounts need a login"
+                text = "\n".join(self.notices.values())
+                account = None  # a click opens the window, where each account has its row
         self.last_notice_account = account
+        self.last_message = (title, text)
         self.icon.showMessage(title, text, QSystemTrayIcon.MessageIcon.Warning, 15_000)
 
     @Slot(QSystemTrayIcon.ActivationReason)
@@ -98,3 +129,18 @@ class Tray(QObject):
             self.login_requested.emit(self.last_notice_account)
         else:
             self.open_requested.emit()
+
+
+def _settled(status: AccountStatus | None) -> bool:
+    return status is None or status.state in (AccountState.VALID, AccountState.REFRESH_SOON)
+
+
+def account_summary(status: AccountStatus, now: float) -> str:
+    """One account's state for the tray: what it needs and until when."""
+    if status.state in (AccountState.LOGIN_REQUIRED, AccountState.ERROR):
+        return "login required" if status.state is AccountState.LOGIN_REQUIRED else "error"
+    if status.refresh_expires_at is None:
+        return "valid"
+    left = status.refresh_expires_at - now
+    head = "log in soon" if status.state is AccountState.LOGIN_SOON else "valid"
+    return f"{head}, next login by {fmt_time(status.refresh_expires_at)} ({fmt_duration(left)} left)"

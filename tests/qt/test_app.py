@@ -52,7 +52,7 @@ def test_tray_actions(
     tray = shell.tray
     assert tray.level == "ok" and "valid" in tray.icon.toolTip()
     assert list(tray.login_actions) == ["alpha", "beta"]
-    assert [a.text() for a in tray.menu.actions() if a.text()] == [
+    assert [a.text().split(" (")[0] for a in tray.menu.actions() if a.text()] == [
         "Open tdgui",
         "Refresh all",
         "Log in to alpha",
@@ -158,8 +158,8 @@ def test_first_run_welcome_and_try_the_sandbox(qtbot: QtBot, service: TokenServi
     shell, _ = make_shell(qtbot, service, open_add_on_first_run=True)
     window = shell.window
     assert window.stack.currentWidget() is window.welcome
-    assert window.account_dialog is not None  # the add-account dialog opened on first run
-    window.account_dialog.reject()
+    assert window.account_dialog is None  # no Add dialog over the welcome page (issue 14, #7)
+    assert window.try_sandbox_button.isVisible()
     shell.controller.login_autofill_sandbox = True  # the login child fills demo/demo and allows
     with qtbot.waitSignal(shell.controller.login_finished, timeout=30_000) as blocker:
         window.try_sandbox_button.click()

@@ -131,7 +131,7 @@ def test_account_dialog_validates_and_stores_secret(
     assert "usually 32 characters" in dialog.client_id_hint.text()
     dialog.client_id.setText("k" * 32)
     dialog.name.setText("bad name")
-    assert not ok.isEnabled() and "invalid account name" in dialog.error.text()
+    assert not ok.isEnabled() and "no spaces" in dialog.error.text()
     dialog.name.setText("main")
     with qtbot.waitSignal(controller.statuses_changed, timeout=10_000):
         ok.click()

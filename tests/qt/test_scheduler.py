@@ -153,11 +153,11 @@ def test_notifies_before_and_after_refresh_token_expiry(
     assert blocker.args[:2] == ["alpha", KIND_EXPIRING]
     assert "expires in 23h 59m" in blocker.args[2]
     # No tray: an in-window banner; one click opens the login.
-    assert shell.window.banner.isVisible() and "alpha" in shell.window.banner.label.text()
+    assert shell.window.banner.isVisible() and "alpha" in shell.window.banner.rows["alpha"].label.text()
     with qtbot.waitSignal(shell.scheduler.rescheduled, timeout=10_000):
         shell.scheduler.reschedule()
     assert len(received) == 1  # told once, not on every wake-up
-    shell.window.banner.login_button.click()
+    shell.window.banner.rows["alpha"].login_button.click()
     assert "alpha" in shell.controller.login_windows
     shell.controller.login_windows["alpha"].cancel()
     clock.advance(DAY)
