@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tdgui.core import localtls
+from tdgui.core.accounts import GRANT_FIELDS
 from tdgui.core.config import Account
 from tdgui.core.db_account import DbSecrets, delete_secrets, save_secrets
 from tdgui.core.errors import LoginRequired, StoredDataError, UsageError
@@ -26,18 +27,7 @@ log = logging.getLogger(__name__)
 SHARED_ACCOUNT_VERSION = 1
 #: What travels: everything that decides where tokens come from, nothing machine-local
 #: (exports are paths on the desktop; the store settings are each machine's own).
-_TRAVELS = (
-    "provider",
-    "client_id",
-    "callback_url",
-    "flavor",
-    "sandbox_url",
-    "authorize_url",
-    "token_url",
-    "auth_method",
-    "scopes",
-    "pkce",
-)
+_TRAVELS = (*GRANT_FIELDS, "scopes", "pkce")
 _CA_LIMIT = 64 * 1024
 
 
