@@ -292,9 +292,10 @@ def bench_login_view(ws: Workspace) -> Result:
 
     def spec_line() -> str:
         """What the app writes to its login child's stdin (prepared as the app does)."""
+        from tdgui.core.ops import InProcessOps
         from tdgui.qt.login.prepare import prepare
 
-        return prepare(service, "r1").spec("r1", 60.0).to_json()
+        return prepare(service, InProcessOps(service), "r1").spec("r1", 60.0).to_json()
 
     def ours() -> float:
         child = Child([PYTHON, str(BENCH / "qt_probe_login.py"), "r1"], ws.env, ws.scratch / "r1.log")

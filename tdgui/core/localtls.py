@@ -12,7 +12,6 @@ import hashlib
 import ipaddress
 import logging
 import os
-import ssl
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -73,6 +72,8 @@ def leaf_sha256(cert_file: Path) -> str | None:
     """
     try:
         pem = cert_file.read_text(encoding="ascii")
+        import ssl  # here: `tdgui token` resolves profiles without ever pinning
+
         return hashlib.sha256(ssl.PEM_cert_to_DER_cert(pem)).hexdigest()
     except (OSError, ValueError):
         return None

@@ -7,7 +7,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from tdgui.core import localtls
 from tdgui.core.errors import UsageError
 
 PROVIDER_NAMES = ("schwab", "tdameritrade", "sandbox", "custom")
@@ -75,6 +74,8 @@ class Provider:
         does not exist yet (the sandbox never ran): then nothing is accepted."""
         if self.pinned_cert_file is None:
             return None
+        from tdgui.core import localtls  # ssl and hashlib only when a pin is asked for
+
         return localtls.leaf_sha256(Path(self.pinned_cert_file))
 
     def full_client_id(self, client_id: str) -> str:
@@ -204,6 +205,8 @@ def sandbox(
 def sandbox_profile(flavor: str, base_url: str, config_dir: Path) -> Provider:
     """The sandbox profile for a config dir: pins the local CA (tdgui.core.localtls) there,
     and its leaf for the embedded login view."""
+    from tdgui.core import localtls
+
     tls_dir = localtls.local_tls_dir(config_dir)
     return sandbox(
         flavor,
