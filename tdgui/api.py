@@ -46,11 +46,9 @@ def _core(store_override: TokenStore | None = None) -> Core:
 
 def _print_and_open(url: str) -> None:
     """The default browser opener: the URL goes to stderr too, in case no browser opens."""
-    from tdgui.core.loopback import open_system_browser
+    from tdgui.core.loopback import open_browser_telling
 
-    print(f"Opening your browser; if it does not open, visit:\n{url}", file=sys.stderr, flush=True)
-    if not open_system_browser(url):
-        print("tdgui: no browser could be started: open the URL above yourself", file=sys.stderr)
+    open_browser_telling(url, lambda line: print(line, file=sys.stderr, flush=True))
 
 
 def _browser_login(

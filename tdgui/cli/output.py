@@ -37,8 +37,6 @@ def valid_until(at: float) -> str:
 
 def open_browser_announcing(url: str) -> None:
     """The system browser for a login, with the URL on stderr in case none opens."""
-    from tdgui.core.loopback import open_system_browser
+    from tdgui.core.loopback import open_browser_telling
 
-    say(f"Opening your browser; if it does not open, visit:\n{url}")
-    if not open_system_browser(url):
-        say("tdgui: no browser could be started: open the URL above yourself")
+    open_browser_telling(url, say)

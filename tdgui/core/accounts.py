@@ -230,16 +230,11 @@ class AccountManager:
         it (they hold a working refresh token). Returns the exported files that were deleted."""
         service = self.service
         account = service.account(name)
-        removed: list[Path] = []
         # Under the refresh lock, so a login that finishes now cannot store its tokens after us.
         with service.refresh_lock(name):
             service.forget_tokens(account)
             service.secret_store(account).delete(f"{account.name}/secret")
-            for target in account.exports:
-                path = Path(target.path)
-                with contextlib.suppress(FileNotFoundError):
-                    path.unlink()
-                    removed.append(path)
+            removed = _delete_exports(account)
             if account.store == "postgres":
                 from tdgui.core.sharing import forget_shared
 
@@ -256,10 +251,15 @@ class AccountManager:
         self.service.logout(name)
         if forget_device:
             wipe_device(self.service.config.directory, name)
-        removed = []
-        for target in account.exports:
-            path = Path(target.path)
-            with contextlib.suppress(FileNotFoundError):
-                path.unlink()
-                removed.append(path)
-        return removed
+        return _delete_exports(account)
+
+
+def _delete_exports(account: Account) -> list[Path]:
+    """Delete the token files exported for `account` (they hold a working refresh token)."""
+    removed = []
+    for target in account.exports:
+        path = Path(target.path)
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+            removed.append(path)
+    return removed

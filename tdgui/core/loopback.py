@@ -174,6 +174,14 @@ def open_system_browser(url: str) -> bool:
     return opened[0] if started.wait(2.0) and opened else True
 
 
+def open_browser_telling(url: str, tell: Callable[[str], None]) -> None:
+    """The system browser for a login; `tell` gets the URL first, in case no browser opens (the
+    CLI and the Python API send it to stderr; core prints nothing itself)."""
+    tell(f"Opening your browser; if it does not open, visit:\n{url}")
+    if not open_system_browser(url):
+        tell("tdgui: no browser could be started: open the URL above yourself")
+
+
 def wait_for_redirect(
     pending: PendingLogin,
     config_dir: Path,

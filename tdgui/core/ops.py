@@ -81,10 +81,9 @@ class TokenOps(Protocol):
 class InProcessOps:
     """The operations on this process's own service (its memory store, its clock)."""
 
-    def __init__(self, service: TokenService, open_browser: Callable[[str], object] | None = None) -> None:
+    def __init__(self, service: TokenService) -> None:
         self.service = service
         self.accounts = AccountManager(service)
-        self.open_browser = open_browser
 
     def refresh(self, name: str, *, force: bool) -> TokenTimes:
         return self.service.refresh(name, force=force).times()
@@ -105,7 +104,7 @@ class InProcessOps:
     ) -> TokenTimes:
         from tdgui.core.loopback import open_system_browser
 
-        opener = open_browser or self.open_browser or open_system_browser
+        opener = open_browser or open_system_browser
         return self.service.browser_login(name, opener, timeout=timeout, cancel=cancel).times()
 
     def add_account(self, account: Account, secret: str | None) -> None:
