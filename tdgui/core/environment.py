@@ -7,9 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from tdgui.core import paths
 from tdgui.core.errors import ConfigError
-
-APP_NAME = "tdgui"
 
 
 def _flag(environ: Mapping[str, str], name: str) -> bool | None:
@@ -78,22 +77,7 @@ class Environment:
     @classmethod
     def from_os(cls, environ: Mapping[str, str] | None = None) -> Environment:
         env = os.environ if environ is None else environ
-        config_override = env.get("TD_CONFIG_DIR")
-        if config_override:
-            config_dir = Path(config_override).expanduser()
-        else:
-            import platformdirs
-
-            config_dir = Path(platformdirs.user_config_dir(APP_NAME, appauthor=False))
-        log_override = env.get("TD_LOG_DIR")
-        if log_override:
-            log_dir = Path(log_override).expanduser()
-        elif config_override:
-            log_dir = config_dir / "logs"
-        else:
-            import platformdirs
-
-            log_dir = Path(platformdirs.user_log_dir(APP_NAME, appauthor=False))
+        config_dir, log_dir = paths.config_dir(env), paths.log_dir(env)
         level = env.get("TD_LOG_LEVEL", "").strip().upper() or None
         if level is not None and level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
             raise ConfigError(
