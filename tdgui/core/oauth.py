@@ -13,6 +13,7 @@ import email.utils
 import json
 import logging
 import re
+import ssl
 import time
 from collections.abc import Callable
 from typing import Any
@@ -46,6 +47,25 @@ _ERROR_CODE = re.compile(r"[\x20\x21\x23-\x5b\x5d-\x7e]{1,64}")
 #: 429 (RFC 6585 §4) and 503 (RFC 9110 §15.6.4) say the server did not handle the request:
 #: the only answers after sending that make a resend of a refresh token provably harmless.
 _NOT_PROCESSED = frozenset({429, 503})
+
+
+def tls_failure(error: BaseException) -> ssl.SSLError | None:
+    """The ssl.SSLError anywhere in `error`'s chain (requests and urllib3 wrap it twice), or None."""
+    seen: set[int] = set()
+    pending: list[BaseException] = [error]
+    while pending:
+        current = pending.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, ssl.SSLError):
+            return current
+        pending.extend(arg for arg in current.args if isinstance(arg, BaseException))
+        pending.extend(link for link in (current.__cause__, current.__context__) if link is not None)
+        reason = getattr(current, "reason", None)
+        if isinstance(reason, BaseException):
+            pending.append(reason)
+    return None
 
 
 class OAuthErrorResponse(Exception):
@@ -297,12 +317,16 @@ class TokenClient:
             if attempt.sent:
                 raise AnswerLost(message, transient=False)
             raise ProviderError(message, transient=False)
-        if isinstance(error, requests.exceptions.SSLError):
-            # A certificate problem is not transient and never worked around.
-            raise ProviderError(
-                f"TLS certificate check failed for {where}: {type(error).__name__}", transient=False
-            )
-        if isinstance(error, requests.Timeout):
+        tls = tls_failure(error) if isinstance(error, requests.exceptions.SSLError) else None
+        if tls is not None and not isinstance(tls, (ssl.SSLEOFError, ssl.SSLZeroReturnError)):
+            # A certificate (or protocol) problem is not transient and never worked around. The
+            # reason is OpenSSL's text ("certificate has expired", a hostname mismatch): no secrets.
+            reason = getattr(tls, "verify_message", None) or tls.reason or type(tls).__name__
+            raise ProviderError(f"TLS certificate check failed for {where}: {reason}", transient=False)
+        if isinstance(error, requests.exceptions.SSLError) and not attempt.sent:
+            # The handshake was cut short (EOF, reset): the network's doing, not a certificate's.
+            message = f"the TLS handshake with {where} broke off while {what}; check the network connection"
+        elif isinstance(error, requests.Timeout):
             message = f"{where} did not answer within {min(self.timeout, self.deadline):g} s while {what}"
         elif isinstance(error, requests.RequestException):
             message = f"cannot reach {where} while {what}; check the network connection"
