@@ -251,3 +251,140 @@ def postgres_server() -> Iterator[PgServer]:
             server.stop()
         finally:
             shutil.rmtree(server.base, ignore_errors=True)
+
+
+class TwoMachines:
+    """An account shared into the database by machine A (this test's own config dir) and joined
+    by machine B (another HOME + TD_CONFIG_DIR): two machines sharing only the database.
+
+    A's database URL may differ from B's (a TCP proxy in between); the processes are real
+    `python -m tdgui` subprocesses.
+    """
+
+    def __init__(self, server: PgServer, tmp: Path, a_config: Path, schema: str, name: str = "demo") -> None:
+        self.server, self.tmp, self.a_config, self.schema, self.name = server, tmp, a_config, schema, name
+        self.key: Any = None
+
+    def env(self, machine: str) -> dict[str, str]:
+        home = self.tmp / f"machine-{machine}"
+        (home / "home").mkdir(parents=True, exist_ok=True)
+        config = self.a_config if machine == "A" else home / "config"
+        repo = Path(__file__).resolve().parents[2]
+        env = dict(os.environ, HOME=str(home / "home"), TD_CONFIG_DIR=str(config), PYTHONPATH=str(repo))
+        env["TD_LOG_DIR"] = str(home / "logs")
+        for var in ("PGPASSWORD", "PGPASSFILE", "PGSSLMODE", "PGSSLROOTCERT"):
+            env.pop(var, None)
+        return env
+
+    def run(
+        self, machine: str, *args: str, stdin: str = "", timeout: float = 60
+    ) -> subprocess.CompletedProcess[str]:
+        import sys
+
+        return subprocess.run(
+            [sys.executable, "-m", "tdgui", *args],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            env=self.env(machine),
+            timeout=timeout,
+        )
+
+    def popen(self, machine: str, *args: str) -> subprocess.Popen[str]:
+        import sys
+
+        return subprocess.Popen(
+            [sys.executable, "-m", "tdgui", *args],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=self.env(machine),
+            text=True,
+        )
+
+    def db_args(self, url: str) -> list[str]:
+        return ["--db", url, "--db-schema", self.schema, "--db-password-stdin"]
+
+    def share_and_join(self, a_url: str | None = None, b_url: str | None = None) -> None:
+        from tdgui.core.record_crypto import RecordKey
+
+        a_url, b_url = a_url or self.server.url(), b_url or self.server.url()
+        done = self.run("A", "share", self.name, *self.db_args(a_url), stdin=self.server.password + "\n")
+        assert done.returncode == 0, done.stderr
+        self.key = RecordKey.parse(done.stdout.strip())
+        joined = self.run(
+            "B",
+            "join",
+            self.name,
+            "--key-stdin",
+            *self.db_args(b_url),
+            "--db-secrets",
+            "file",
+            stdin=f"{self.key.encode()}\n{self.server.password}\n",
+        )
+        assert joined.returncode == 0, joined.stderr
+
+    def store(self) -> Any:
+        from tdgui.core.stores.postgres import PostgresStore
+
+        return PostgresStore(
+            self.server.url(), key=self.key, password=self.server.password, schema=self.schema
+        )
+
+    def tokens(self) -> Any:
+        """The shared tokens, read (and so decrypted and authenticated) straight from the database."""
+        from tdgui.core.tokens import TokenSet
+
+        store = self.store()
+        try:
+            text = store.read(f"{self.name}/tokens")
+            assert text is not None
+            return TokenSet.from_json(text)
+        finally:
+            store.close()
+
+    def all_rows_decrypt(self) -> int:
+        """Every row of the account opens with the key (AES-GCM authenticates it); how many."""
+        with self.server.admin() as conn:
+            names = [
+                r[0]
+                for r in conn.execute(
+                    f'SELECT name FROM "{self.schema}".records WHERE account = %s', (self.name,)
+                ).fetchall()
+            ]
+        store = self.store()
+        try:
+            for name in names:
+                assert store.read(f"{self.name}/{name}" if name else self.name) is not None
+        finally:
+            store.close()
+        return len(names)
+
+    def expire_access_token(self) -> None:
+        """The stored access token has expired: every caller must refresh (none can serve it)."""
+        import dataclasses
+
+        tokens = self.tokens()
+        due = dataclasses.replace(tokens, access_expires_at=time.time() - 5)
+        store = self.store()
+        try:
+            store.write(f"{self.name}/tokens", due.to_json())
+        finally:
+            store.close()
+
+    def advisory_waiters(self) -> int:
+        with self.server.admin() as conn:
+            row = conn.execute(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+            ).fetchone()
+        return int(row[0]) if row else 0
+
+    def restart(self, mode: str) -> float:
+        """pg_ctl restart -m `mode` (fast: sessions terminated; immediate: no clean shutdown, crash
+        recovery on start); returns how long the server was away."""
+        started = time.monotonic()
+        self.pg_ctl_restart(mode)
+        return time.monotonic() - started
+
+    def pg_ctl_restart(self, mode: str) -> None:
+        self.server.pg_ctl("-l", str(self.server.log_file), "-m", mode, "-w", "-t", "60", "restart")

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from tdgui.core.errors import ProviderError, StoredDataError, StoreUnavailable, UsageError
+from tdgui.core.errors import StoredDataError, StoreUnavailable, UsageError
 from tdgui.core.logs import SECRETS
 from tdgui.core.record_crypto import RecordKey, WrongKey, open_sealed, seal
 from tdgui.core.stores._common import encode_value
@@ -33,6 +33,8 @@ REFRESH_LOCK_WAIT = 120.0
 #: for schema migrations, so tdgui's locks never meet another application's in the database.
 _NS_REFRESH = 0x74646775
 _NS_SCHEMA = 0x74647363
+#: How long a write made while holding the refresh lock retries a lost connection (see _run).
+WRITE_PATIENCE = 10.0
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
 #: Schema migrations, in order; entry i takes the schema from version i to i + 1. Each one
@@ -177,46 +179,12 @@ class PostgresStore(TokenStore):
             return
         held.add(name)
         try:
-            with self._session_lock(name):
+            from tdgui.core.stores._pg_lock import session_lock
+
+            with session_lock(self, name):
                 yield
         finally:
             held.discard(name)
-
-    @contextmanager
-    def _session_lock(self, name: str) -> Iterator[None]:
-        from psycopg import errors
-
-        wait_ms = max(1, int(self.lock_wait * 1000))
-        started = time.monotonic()
-        try:
-            conn = self._open(lock_timeout_ms=wait_ms, statement_timeout_ms=wait_ms + 2000)
-        except Exception as exc:
-            raise self._unavailable(exc) from None
-        try:
-            try:
-                conn.execute("SELECT pg_advisory_lock(%s, %s)", lock_key(self.schema, name))
-            except (errors.LockNotAvailable, errors.QueryCanceled):
-                raise ProviderError(
-                    f"another machine has been refreshing {name!r} for {self.lock_wait:g} s "
-                    f"(its lock is in {self.where}); try again later",
-                    transient=True,
-                ) from None
-            except Exception as exc:
-                raise self._unavailable(exc) from None
-            log.debug("refresh lock of %s taken after %.3f s", name, time.monotonic() - started)
-            yield
-            try:
-                conn.execute("SELECT pg_advisory_unlock(%s, %s)", lock_key(self.schema, name))
-            except Exception:
-                # The server already freed it with the lost session; another machine may
-                # have taken it meanwhile, so say so (the tokens were written regardless).
-                log.warning(
-                    "the refresh lock of %s was lost while held (its connection to %s ended)",
-                    name,
-                    self.where,
-                )
-        finally:
-            conn.close()
 
     def close(self) -> None:
         """Close the store's connection (a later call opens a new one)."""
@@ -231,13 +199,22 @@ class PostgresStore(TokenStore):
         """ "PostgreSQL on db.example:5432/trading as tdgui": for messages, never a secret."""
         return f"PostgreSQL on {self.target.where}"
 
-    def _run(self, action: Callable[[psycopg.Connection[Any]], T]) -> T:
+    def _run(self, action: Callable[[psycopg.Connection[Any]], T], *, patience: bool | None = None) -> T:
         """`action` on the store's connection; one retry on a fresh connection if a reused
-        one turned out broken (server restarted, idle connection cut by a firewall)."""
+        one turned out broken (server restarted, idle connection cut by a firewall).
+
+        With `patience` (by default: while this thread holds a refresh lock) a lost
+        connection is opened again for up to WRITE_PATIENCE seconds: the holder may have
+        just received rotated tokens from the provider, and losing that write loses the grant.
+        """
         import psycopg
 
+        if patience is None:
+            patience = bool(self._held.__dict__.get("names"))
+        give_up = time.monotonic() + (WRITE_PATIENCE if patience else 0.0)
         with self._mutex:
-            for attempt in range(2):
+            attempt = 0
+            while True:
                 fresh = self._conn is None or self._conn.closed or self._conn.broken
                 try:
                     if fresh:
@@ -254,9 +231,15 @@ class PostgresStore(TokenStore):
                     broken = self._conn is None or self._conn.closed or self._conn.broken
                     if broken:
                         self._discard()
-                    if fresh or attempt or not broken:
+                    attempt += 1
+                    if not broken:
                         raise self._unavailable(exc) from None
-            raise AssertionError("unreachable")
+                    if time.monotonic() < give_up:
+                        log.warning("%s: connection lost (%s); trying again", self.where, type(exc).__name__)
+                        time.sleep(0.25)
+                        continue
+                    if fresh or attempt > 1:
+                        raise self._unavailable(exc) from None
 
     def _discard(self) -> None:
         if self._conn is not None:
@@ -364,6 +347,19 @@ class _Queries:
             "WHERE r.key_id = excluded.key_id"
         )
         self.delete = self.format("DELETE FROM {s}.records WHERE account = %s AND name = %s")
+        # The refresh lease (stores/_pg_lock.py): its age by the server's clock, taken, dropped.
+        self.read_lease = self.format(
+            "SELECT extract(epoch FROM clock_timestamp() - updated_at) FROM {s}.records "
+            "WHERE account = %s AND name = %s"
+        )
+        self.take_lease = self.format(
+            "INSERT INTO {s}.records (account, name, key_id, ciphertext, updated_at) "
+            "VALUES (%s, %s, %s, %s, clock_timestamp()) ON CONFLICT (account, name) DO UPDATE SET "
+            "key_id = excluded.key_id, ciphertext = excluded.ciphertext, updated_at = excluded.updated_at"
+        )
+        self.drop_lease = self.format(
+            "DELETE FROM {s}.records WHERE account = %s AND name = %s AND ciphertext = %s"
+        )
         self.delete_account = self.format("DELETE FROM {s}.records WHERE account = %s")
         self.version = self.format("SELECT version FROM {s}.schema_version")
         self.set_version = self.format(

@@ -1,0 +1,153 @@
+"""The PostgreSQL refresh lock: a session advisory lock, kept through a lost connection by a lease row.
+
+The advisory lock dies with its holder's connection, which is what frees it when the holder
+is SIGKILLed. But a connection also dies while its holder lives: the server restarted, a
+NAT box or proxy dropped it. The holder may then be inside the token request, and under
+refresh-token rotation with reuse detection (RFC 9700 §4.14.2) a second machine refreshing
+with the same refresh token meanwhile revokes the grant. So the holder also writes a lease
+row (`<account>/.lease`, committed at once) and deletes it only after its tokens are
+written; whoever takes the advisory lock next and finds another holder's lease waits for
+it to go (the holder finished: its tokens are in the database) or to age past LEASE_GRACE
+(the holder is gone for good: SIGKILL, power cut), by the server's clock.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+from tdgui.core.errors import ProviderError
+
+if TYPE_CHECKING:
+    import psycopg
+
+    from tdgui.core.stores.postgres import PostgresStore
+
+log = logging.getLogger(__name__)
+
+#: The row name of a refresh lease; not a valid key name, so no record can collide with it.
+LEASE = ".lease"
+#: How long a lease of a holder whose lock connection ended is honoured. A SIGKILLed holder
+#: delays the next machine by at most this (the promise is 10 s); a holder whose connection
+#: was cut has this long, from taking the lock, to finish its request and store the tokens.
+LEASE_GRACE = 8.0
+#: How long a waiter whose lock connection ended (server restart) keeps reconnecting.
+RECONNECT_WINDOW = 15.0
+_POLL = 0.1
+
+
+@contextmanager
+def session_lock(store: PostgresStore, name: str) -> Iterator[None]:
+    """Hold `name`'s advisory lock and lease (see the module docstring)."""
+    from tdgui.core.stores.postgres import lock_key
+
+    key = lock_key(store.schema, name)
+    deadline = time.monotonic() + store.lock_wait
+    conn = _acquire(store, name, key, deadline)
+    holder = secrets.token_bytes(16)
+    try:
+        _wait_for_lease(store, conn, name, deadline)
+        conn.execute(store._sql.take_lease, (name, LEASE, store.key.key_id, holder))
+    except Exception:
+        conn.close()
+        raise
+    try:
+        yield
+    finally:
+        try:
+            # After the tokens (written and committed by the caller): the next holder, or a
+            # waiter that took the lock while ours was lost, now reads them.
+            store._run(lambda c: c.execute(store._sql.drop_lease, (name, LEASE, holder)), patience=True)
+        except Exception as exc:
+            log.warning(
+                "could not remove the refresh lease of %s (%s): the next refresh waits for it", name, exc
+            )
+        try:
+            conn.execute("SELECT pg_advisory_unlock(%s, %s)", key)
+        except Exception:
+            # The server freed it with the lost session; the lease kept others off meanwhile.
+            log.warning(
+                "the refresh lock of %s was lost while held (its connection to %s ended)", name, store.where
+            )
+        finally:
+            conn.close()
+
+
+def _acquire(
+    store: PostgresStore, name: str, key: tuple[int, int], deadline: float
+) -> psycopg.Connection[Any]:
+    """The advisory lock on a connection of its own; a connection lost while waiting (the
+    server restarted) is opened again and the wait goes on, within lock_wait."""
+    import psycopg
+    from psycopg import errors
+
+    lost_at: float | None = None
+    while True:
+        remaining = deadline - time.monotonic()
+        wait_ms = max(1, int(remaining * 1000))
+        try:
+            conn = store._open(lock_timeout_ms=wait_ms, statement_timeout_ms=wait_ms + 2000)
+        except psycopg.Error as exc:
+            if lost_at is None or time.monotonic() - lost_at > RECONNECT_WINDOW or remaining <= 0:
+                raise store._unavailable(exc) from None
+            time.sleep(0.25)
+            continue
+        try:
+            conn.execute("SELECT pg_advisory_lock(%s, %s)", key)
+            if lost_at is not None:
+                log.info("refresh lock of %s taken after reconnecting to %s", name, store.where)
+            return conn
+        except (errors.LockNotAvailable, errors.QueryCanceled):
+            conn.close()
+            raise _timed_out(store, name) from None
+        except psycopg.Error as exc:
+            broken = conn.broken or conn.closed
+            conn.close()
+            if not broken or time.monotonic() >= deadline:
+                raise store._unavailable(exc) from None
+            lost_at = lost_at or time.monotonic()
+            log.warning(
+                "the connection to %s ended while waiting for the refresh lock of %s: reconnecting",
+                store.where,
+                name,
+            )
+        except BaseException:
+            conn.close()
+            raise
+
+
+def _wait_for_lease(store: PostgresStore, conn: psycopg.Connection[Any], name: str, deadline: float) -> None:
+    """Until no other holder's lease is younger than LEASE_GRACE (server clock)."""
+    noted = False
+    while True:
+        row = conn.execute(store._sql.read_lease, (name, LEASE)).fetchone()
+        if row is None:
+            return
+        age = float(row[0])
+        if age >= LEASE_GRACE:
+            log.warning(
+                "%s: the refresh started %.1f s ago by another process never finished (it was killed "
+                "or lost %s); going on",
+                name,
+                age,
+                store.where,
+            )
+            return
+        if not noted:
+            log.info("%s: another process lost its connection during a refresh; waiting for its result", name)
+            noted = True
+        if time.monotonic() + _POLL > deadline:
+            raise _timed_out(store, name)
+        time.sleep(_POLL)
+
+
+def _timed_out(store: PostgresStore, name: str) -> ProviderError:
+    return ProviderError(
+        f"another machine has been refreshing {name!r} for {store.lock_wait:g} s "
+        f"(its lock is in {store.where}); try again later",
+        transient=True,
+    )
