@@ -46,6 +46,8 @@ def session_lock(store: PostgresStore, name: str) -> Iterator[None]:
     from tdgui.core.stores.postgres import lock_key
 
     key = lock_key(store.schema, name)
+    # The lease lives in tdgui's table: a first use of the database creates it here.
+    store._run(lambda c: None)
     deadline = time.monotonic() + store.lock_wait
     conn = _acquire(store, name, key, deadline)
     holder = secrets.token_bytes(16)

@@ -233,7 +233,8 @@ def test_concurrent_first_start_migrates_once(machines: Machines) -> None:
 
 
 def test_server_restart_while_the_lock_is_held(machines: Machines, caplog: pytest.LogCaptureFixture) -> None:
-    """No deadlock and nothing lost: the waiter fails cleanly, the holder's write lands, rows decrypt."""
+    """No deadlock and nothing lost: the waiter reconnects and gets the lock once the holder's
+    write landed (the holder's lease kept it off meanwhile), rows decrypt."""
     holder = _store(machines, lock_wait=5.0)
     holder.write("acct/tokens", "before the restart")
     with caplog.at_level(logging.WARNING), holder.refresh_lock("acct"):
@@ -244,8 +245,8 @@ def test_server_restart_while_the_lock_is_held(machines: Machines, caplog: pytes
         machines.server.start()
         holder.write("acct/tokens", "written after the restart")  # a new connection
     assert "lost while held" in caplog.text
-    _, err = waiter.communicate(timeout=20)  # its wait ended with its session, well before 30 s
-    assert waiter.returncode != 0 and "StoreUnavailable" in err and "127.0.0.1" in err
+    out, err = waiter.communicate(timeout=20)  # reconnected, then got the lock, well before 30 s
+    assert waiter.returncode == 0 and out.startswith("got "), err
     assert machines.server.password not in err
     other = _store(machines, lock_wait=1.0)
     try:
