@@ -191,6 +191,11 @@ def cmd_sandbox(core: Core, args: argparse.Namespace) -> int:
     from tdgui.sandbox import serve_forever
     from tdgui.sandbox.certs import sandbox_state_dir
 
+    if getattr(args, "schwab_real", False):
+        from tdgui.sandbox.runner import serve_schwab_real
+
+        serve_schwab_real(sandbox_state_dir(core.env.config_dir))
+        return 0
     serve_forever(
         sandbox_state_dir(core.env.config_dir),
         port=args.port if args.port is not None else providers.SANDBOX_DEFAULT_PORT,

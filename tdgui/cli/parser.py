@@ -200,4 +200,9 @@ def build_parser() -> argparse.ArgumentParser:
     sandbox.add_argument("--access-ttl", type=int, default=1800, metavar="S")
     sandbox.add_argument("--refresh-ttl", type=int, metavar="S")
     sandbox.add_argument("--rotate", action="store_true", help="rotate refresh tokens, revoke on reuse")
+    sandbox.add_argument(
+        "--schwab-real",
+        action="store_true",
+        help="the multi-host Schwab login emulator instead (a free port)",
+    )
     return parser

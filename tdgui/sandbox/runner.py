@@ -306,3 +306,50 @@ def serve_forever(
         pass
     finally:
         server.stop()
+
+
+def serve_schwab_real(state_dir: Path) -> None:
+    """Run the multi-host Schwab login emulator (tdgui.sandbox.schwab_real) until SIGINT/SIGTERM.
+
+    Prints its URL (https://127.0.0.1:PORT) as the one line on stdout and, on stderr, how to
+    reach it by hand: the emulator tells its four host names apart by the Host header, so a
+    browser must send those names to 127.0.0.1:PORT (Chromium's --host-resolver-rules) and
+    trust the local CA. The demo app's client id and callback are the plain sandbox's.
+    """
+    from tdgui.core import providers
+    from tdgui.sandbox import schwab_real
+
+    emulator = schwab_real.SchwabEmulator(
+        state_dir / "schwab-real",
+        client_id=providers.SANDBOX_SCHWAB_CLIENT_ID,
+        client_secret=providers.SANDBOX_SCHWAB_CLIENT_SECRET,
+        redirect_uris=(providers.SANDBOX_CALLBACK_URL,),
+    )
+    emulator.start()
+    stop = threading.Event()
+    try:
+        with _stop_on_signals(stop):
+            assert emulator.tls is not None
+            authorize = emulator.url(
+                schwab_real.AUTH_HOST,
+                f"{schwab_real.AUTHORIZE_PATH}?response_type=code&client_id="
+                f"{providers.SANDBOX_SCHWAB_CLIENT_ID}&redirect_uri={providers.SANDBOX_CALLBACK_URL}",
+            )
+            sys.stderr.write(
+                "Schwab login emulator: hosts "
+                + ", ".join(schwab_real.HOSTS)
+                + f" on 127.0.0.1:{emulator.port}\n"
+                f"  local CA: {emulator.tls.ca_file}\n"
+                f'  try it:   chromium --host-resolver-rules="{emulator.resolver_rules()}" '
+                f"--user-data-dir=$(mktemp -d) '{authorize}'\n"
+                "  (import the CA into that browser profile, or accept the warning: this is a local "
+                "test server). Stop with Ctrl+C.\n"
+            )
+            sys.stdout.write(f"https://127.0.0.1:{emulator.port}\n")
+            sys.stdout.flush()
+            while not stop.wait(0.25):
+                pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        emulator.stop()
