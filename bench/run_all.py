@@ -26,6 +26,7 @@ SUITES = [
     ("bench_qt", "1, 6, 5", "desktop app: login view, memory, idle tray"),
     ("bench_bundle", "8", "PyInstaller bundle: size and start-up"),
     ("bench_postgres", "9", "postgres account: `tdgui token` vs bare psycopg"),
+    ("bench_pg_clients", "10", "postgres: 50 clients on 2 machines across forced expiries"),
 ]
 
 
