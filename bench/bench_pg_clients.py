@@ -31,6 +31,7 @@ CLIENTS = int(os.environ.get("BENCH_PG_CLIENTS", "50"))
 SECONDS = float(os.environ.get("BENCH_PG_SECONDS", "60"))
 TTL = int(os.environ.get("BENCH_PG_TTL", "20"))
 LEAD = float(os.environ.get("BENCH_PG_LEAD", "5"))
+JOIN_OPTIONS = ("--db-password-stdin", "--db-secrets", "file")
 WORKER = Path(__file__).with_name("pg_clients_worker.py")
 
 
@@ -64,8 +65,7 @@ def run() -> list[Result]:
                 env_b = dict(env_a, HOME=str(other / "home"), TD_CONFIG_DIR=str(other / "config"))
                 env_b["TD_LOG_DIR"] = str(other / "logs")
                 joined = subprocess.run(
-                    [PYTHON, "-m", "tdgui", "join", "demo", "--key-stdin", "--db", url]
-                    + ["--db-password-stdin", "--db-secrets", "file"],
+                    [PYTHON, "-m", "tdgui", "join", "demo", "--key-stdin", "--db", url, *JOIN_OPTIONS],
                     input=f"{key.encode()}\n{server.password}\n",
                     env=env_b,
                     capture_output=True,
