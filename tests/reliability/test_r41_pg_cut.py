@@ -9,6 +9,7 @@ refresh with the old refresh token would revoke the grant.
 
 from __future__ import annotations
 
+import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -51,7 +52,9 @@ def _wait(what: str, check: Callable[[], bool], timeout: float = 30) -> None:
         time.sleep(0.05)
 
 
-def _start_race(m: TwoMachines, sandbox: SandboxServer) -> tuple[object, object]:
+def _start_race(
+    m: TwoMachines, sandbox: SandboxServer
+) -> tuple[subprocess.Popen[str], subprocess.Popen[str]]:
     m.expire_access_token()  # nobody can serve the old access token: both need the refresh
     sandbox.reset_stats()
     sandbox.set_answer_delay(DELAY)
@@ -81,12 +84,12 @@ def test_cut_mid_refresh_then_back(
     proxy.start()
     late = m.run("B", "token", "demo", timeout=30)
     late_took = time.monotonic() - cut
-    h_out, h_err = holder.communicate(timeout=60)  # type: ignore[attr-defined]
-    w_out, w_err = waiter.communicate(timeout=60)  # type: ignore[attr-defined]
+    h_out, h_err = holder.communicate(timeout=60)
+    w_out, w_err = waiter.communicate(timeout=60)
     sandbox.set_answer_delay(0)
     final = m.tokens()
-    assert holder.returncode == 0, h_err  # type: ignore[attr-defined]
-    assert waiter.returncode == 0, w_err  # type: ignore[attr-defined]
+    assert holder.returncode == 0, h_err
+    assert waiter.returncode == 0, w_err
     assert h_out.strip() == w_out.strip() == late.stdout.strip() == final.access_token
     assert late_took < 10
     stats = sandbox.stats()
@@ -111,17 +114,17 @@ def test_cut_mid_refresh_for_good(
     holder, waiter = _start_race(m, sandbox)
     cut = time.monotonic()
     proxy.stop()
-    w_out, w_err = waiter.communicate(timeout=60)  # type: ignore[attr-defined]
+    _, w_err = waiter.communicate(timeout=60)
     b_took = time.monotonic() - cut
-    h_out, h_err = holder.communicate(timeout=60)  # type: ignore[attr-defined]
+    h_out, h_err = holder.communicate(timeout=60)
     a_took = time.monotonic() - cut
     sandbox.set_answer_delay(0)
-    assert holder.returncode == 5, h_err  # type: ignore[attr-defined]
+    assert holder.returncode == 5, h_err
     assert f"PostgreSQL on 127.0.0.1:{proxy.port}/" in h_err and h_out == ""
     assert b_took < 10, f"B was held up {b_took:.1f} s by a holder that is gone"
     # B's outcome is typed either way: the rotated refresh token reached only A, which cannot
     # store it, so B's refresh with the old one is refused (login required, exit 3).
-    assert waiter.returncode in (0, 3), w_err  # type: ignore[attr-defined]
+    assert waiter.returncode in (0, 3), w_err
     rows = m.all_rows_decrypt()
     _no_secrets(m, h_err, w_err)
     stats = sandbox.stats()

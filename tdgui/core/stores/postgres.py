@@ -16,6 +16,7 @@ from tdgui.core.logs import SECRETS
 from tdgui.core.record_crypto import RecordKey, WrongKey, open_sealed, seal
 from tdgui.core.stores._common import encode_value
 from tdgui.core.stores._pg_conninfo import PgTarget, connect_params, parse_url
+from tdgui.core.stores._pg_sql import MIGRATIONS, NS_SCHEMA, SCHEMA_VERSION, Queries, schema_lock
 from tdgui.core.stores.base import TokenStore, check_key
 
 if TYPE_CHECKING:
@@ -32,28 +33,11 @@ REFRESH_LOCK_WAIT = 120.0
 #: Advisory lock namespaces (the first of the two int4 keys): "tdgu" for refreshes, "tdsc"
 #: for schema migrations, so tdgui's locks never meet another application's in the database.
 _NS_REFRESH = 0x74646775
-_NS_SCHEMA = 0x74647363
 #: How long a write made while holding the refresh lock retries a lost connection (see _run).
 WRITE_PATIENCE = 10.0
 #: How long a status record fetched with the tokens may serve the read that follows (see _fetch).
 PREFETCH_TTL = 1.0
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
-
-#: Schema migrations, in order; entry i takes the schema from version i to i + 1. Each one
-#: runs in one transaction under the schema advisory lock, so two machines starting at
-#: once never both run it. "{s}" is the (quoted) schema name.
-_MIGRATIONS: tuple[tuple[str, ...], ...] = (
-    (
-        """CREATE TABLE IF NOT EXISTS {s}.records (
-            account text NOT NULL,
-            name text NOT NULL,
-            key_id bytea NOT NULL,
-            ciphertext bytea NOT NULL,
-            updated_at timestamptz NOT NULL DEFAULT now(),
-            PRIMARY KEY (account, name))""",
-    ),
-)
-SCHEMA_VERSION = len(_MIGRATIONS)
 
 
 def lock_key(schema: str, name: str) -> tuple[int, int]:
@@ -100,7 +84,7 @@ class PostgresStore(TokenStore):
         # Accounts whose refresh lock this thread holds: taking it again nests (a second
         # session would wait on the first one's lock until lock_wait).
         self._held = threading.local()
-        self._sql = _Queries(schema)
+        self._sql = Queries(schema)
         #: Prefetched rows, (thread, account, name) -> (generation, monotonic time, row): see _fetch.
         self._prefetched: dict[tuple[int, str, str], tuple[int, float, Any]] = {}
         self._generation = 0
@@ -341,7 +325,7 @@ class PostgresStore(TokenStore):
             with conn.transaction():
                 # Transaction-scoped: two machines starting at once queue here, and the
                 # second finds the schema done when it re-reads the version below.
-                conn.execute("SELECT pg_advisory_xact_lock(%s, %s)", (_NS_SCHEMA, _schema_lock(self.schema)))
+                conn.execute("SELECT pg_advisory_xact_lock(%s, %s)", (NS_SCHEMA, schema_lock(self.schema)))
                 exists = conn.execute(
                     "SELECT to_regclass(%s) IS NOT NULL", (f"{self.schema}.schema_version",)
                 ).fetchone()
@@ -352,7 +336,7 @@ class PostgresStore(TokenStore):
                 if version < SCHEMA_VERSION:
                     for statement in self._sql.create:
                         conn.execute(statement)
-                    for step in _MIGRATIONS[version:]:
+                    for step in MIGRATIONS[version:]:
                         for statement in step:
                             conn.execute(self._sql.format(statement))
                     conn.execute(self._sql.set_version, (SCHEMA_VERSION,))
@@ -392,65 +376,6 @@ class PostgresStore(TokenStore):
             f"{self.where} cannot be used: {text}{'' if text.endswith('?') else '.'} "
             f"{hint[0].upper()}{hint[1:]}, or choose another store with --store"
         )
-
-
-class _Queries:
-    """The statements, composed once with the quoted schema name."""
-
-    def __init__(self, schema: str) -> None:
-        self.schema = schema
-        # The version rides along (schema_version is one row), so a read needs no check of its own.
-        self.read_many = self.format(
-            "SELECT v.version, r.name, r.key_id, r.ciphertext FROM {s}.schema_version v "
-            "LEFT JOIN {s}.records r ON r.account = %s AND r.name = ANY(%s)"
-        )
-        # Guarded upsert: a machine with another key (a wrong `join`) neither replaces a row
-        # nor adds one beside rows of that account it could not read.
-        self.write = self.format(
-            "INSERT INTO {s}.records AS r (account, name, key_id, ciphertext, updated_at) "
-            "SELECT %(a)s, %(n)s, %(k)s, %(c)s, now() WHERE NOT EXISTS "
-            "(SELECT 1 FROM {s}.records o WHERE o.account = %(a)s AND o.key_id <> %(k)s) "
-            "ON CONFLICT (account, name) DO UPDATE SET key_id = excluded.key_id, "
-            "ciphertext = excluded.ciphertext, updated_at = excluded.updated_at "
-            "WHERE r.key_id = excluded.key_id"
-        )
-        self.delete = self.format("DELETE FROM {s}.records WHERE account = %s AND name = %s")
-        # The refresh lease (stores/_pg_lock.py): its age by the server's clock, taken, dropped.
-        self.read_lease = self.format(
-            "SELECT extract(epoch FROM clock_timestamp() - updated_at) FROM {s}.records "
-            "WHERE account = %s AND name = %s"
-        )
-        self.take_lease = self.format(
-            "INSERT INTO {s}.records (account, name, key_id, ciphertext, updated_at) "
-            "VALUES (%s, %s, %s, %s, clock_timestamp()) ON CONFLICT (account, name) DO UPDATE SET "
-            "key_id = excluded.key_id, ciphertext = excluded.ciphertext, updated_at = excluded.updated_at"
-        )
-        self.drop_lease = self.format(
-            "DELETE FROM {s}.records WHERE account = %s AND name = %s AND ciphertext = %s"
-        )
-        self.delete_account = self.format("DELETE FROM {s}.records WHERE account = %s")
-        self.version = self.format("SELECT version FROM {s}.schema_version")
-        self.set_version = self.format(
-            "INSERT INTO {s}.schema_version (singleton, version) VALUES (true, %s) "
-            "ON CONFLICT (singleton) DO UPDATE SET version = excluded.version, updated_at = now()"
-        )
-        self.create = (
-            self.format("CREATE SCHEMA IF NOT EXISTS {s}"),
-            self.format(
-                "CREATE TABLE IF NOT EXISTS {s}.schema_version (singleton boolean PRIMARY KEY "
-                "DEFAULT true CHECK (singleton), version integer NOT NULL, "
-                "updated_at timestamptz NOT NULL DEFAULT now())"
-            ),
-        )
-
-    def format(self, template: str) -> Any:
-        from psycopg import sql
-
-        return sql.SQL(template).format(s=sql.Identifier(self.schema))  # type: ignore[arg-type]
-
-
-def _schema_lock(schema: str) -> int:
-    return int.from_bytes(hashlib.sha256(schema.encode()).digest()[:4], "big", signed=True)
 
 
 def _split(key: str) -> tuple[str, str]:
