@@ -120,6 +120,8 @@ def test_cut_mid_refresh_for_good(
     a_took = time.monotonic() - cut
     sandbox.set_answer_delay(0)
     assert holder.returncode == 5, h_err
+    # The answer after DELAY, then 10 s of retrying the token write, and no second wait.
+    assert a_took < DELAY + 10 + 4, f"A took {a_took:.1f} s to give up"
     assert f"PostgreSQL on 127.0.0.1:{proxy.port}/" in h_err and h_out == ""
     assert b_took < 10, f"B was held up {b_took:.1f} s by a holder that is gone"
     # B's outcome is typed either way: the rotated refresh token reached only A, which cannot

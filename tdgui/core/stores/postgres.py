@@ -219,6 +219,7 @@ class PostgresStore(TokenStore):
             yield
             return
         held.add(name)
+        self._held.gave_up = False
         try:
             from tdgui.core.stores._pg_lock import session_lock
 
@@ -259,6 +260,8 @@ class PostgresStore(TokenStore):
 
         if patience is None:
             patience = bool(self._held.__dict__.get("names"))
+        # Once per lock hold: after one write gave up, the rest (the lease) fail at once.
+        patience = patience and not self._held.__dict__.get("gave_up", False)
         give_up = time.monotonic() + (WRITE_PATIENCE if patience else 0.0)
         with self._mutex:
             attempt = 0
@@ -287,6 +290,8 @@ class PostgresStore(TokenStore):
                         time.sleep(0.25)
                         continue
                     if fresh or attempt > 1:
+                        if patience:
+                            self._held.gave_up = True
                         raise self._unavailable(exc) from None
 
     def _discard(self) -> None:
