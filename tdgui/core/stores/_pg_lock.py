@@ -53,21 +53,27 @@ def session_lock(store: PostgresStore, name: str) -> Iterator[None]:
     holder = secrets.token_bytes(16)
     try:
         _wait_for_lease(store, conn, name, deadline)
-        conn.execute(store._sql.take_lease, (name, LEASE, store.key.key_id, holder))
     except Exception:
         conn.close()
         raise
+    # The lease is written by the first write under the lock (take_lease below): a holder that
+    # only re-reads (the many waiters of one refresh) costs no lease write and no delete.
+    lease = Lease(conn, name, holder)
+    leases: dict[str, Lease] = store._held.__dict__.setdefault("leases", {})
+    leases[name] = lease
     try:
         yield
     finally:
-        try:
-            # After the tokens (written and committed by the caller): the next holder, or a
-            # waiter that took the lock while ours was lost, now reads them.
-            store._run(lambda c: c.execute(store._sql.drop_lease, (name, LEASE, holder)), patience=True)
-        except Exception as exc:
-            log.warning(
-                "could not remove the refresh lease of %s (%s): the next refresh waits for it", name, exc
-            )
+        leases.pop(name, None)
+        if lease.written:
+            try:
+                # After the tokens (written and committed by the caller): the next holder, or a
+                # waiter that took the lock while ours was lost, now reads them.
+                store._run(lambda c: c.execute(store._sql.drop_lease, (name, LEASE, holder)), patience=True)
+            except Exception as exc:
+                log.warning(
+                    "could not remove the refresh lease of %s (%s): the next refresh waits for it", name, exc
+                )
         try:
             conn.execute("SELECT pg_advisory_unlock(%s, %s)", key)
         except Exception:
@@ -77,6 +83,32 @@ def session_lock(store: PostgresStore, name: str) -> Iterator[None]:
             )
         finally:
             conn.close()
+
+
+class Lease:
+    """The lease of one lock hold: written on the lock's own connection before the first write."""
+
+    def __init__(self, conn: psycopg.Connection[Any], name: str, holder: bytes) -> None:
+        self.conn, self.name, self.holder = conn, name, holder
+        self.written = False
+
+    def take(self, store: PostgresStore) -> None:
+        """Before the holder's first write (the status mark the service writes before it sends
+        the refresh; a login's tokens). On the lock's connection; if that one is gone (server
+        restarted, connection cut), on the store's own, retried like the write that follows:
+        the write must not be lost (a login's tokens), and the lease still keeps newcomers
+        off the grant until the holder is done."""
+        if self.written:
+            return
+        import psycopg
+
+        params = (self.name, LEASE, store.key.key_id, self.holder)
+        try:
+            self.conn.execute(store._sql.take_lease, params)
+        except psycopg.Error:
+            log.warning("%s: the refresh lock's connection to %s is gone; writing on", self.name, store.where)
+            store._run(lambda c: c.execute(store._sql.take_lease, params))
+        self.written = True
 
 
 def _acquire(
