@@ -127,6 +127,13 @@ def check_callback_url(url: str, provider: str) -> str:
             raise UsageError("Schwab requires an https callback URL, e.g. https://127.0.0.1:8182/")
         if parts.hostname == "localhost":
             raise UsageError("Schwab requires 127.0.0.1 in the callback URL, not localhost")
+        if parts.hostname != "127.0.0.1":
+            # tdgui catches the redirect on this machine (RFC 8252 §7.3, loopback redirect);
+            # Schwab's portal takes any https URL, but a login to another host never returns.
+            raise UsageError(
+                f"Schwab's callback URL must be on this computer, https://127.0.0.1:PORT/..., "
+                f"not on {parts.hostname}"
+            )
     if parts.scheme == "http" and not is_loopback_host(parts.hostname):
         raise UsageError("a plain-http callback URL is allowed only on 127.0.0.1")
     return url
