@@ -165,6 +165,40 @@ def check_account_connection(service: TokenService, name: str) -> ConnectionChec
     return check_connection(account.db_url, secrets.password, allow_insecure=account.db_allow_insecure)
 
 
+def plain_error(error: BaseException, name: str) -> str | None:
+    """A share's or join's failure for the form, without CLI flags; None: no better words here.
+
+    Known cases are said as a person at the dialog can act on them; the rest is core's own
+    message (the caller removes command names from it).
+    """
+    from tdgui.core.errors import StoreUnavailable
+    from tdgui.core.record_crypto import RecordDecryptError, WrongKey
+
+    text = SECRETS.mask(str(error))
+    if isinstance(error, WrongKey):
+        return f"This key does not open the shared account {name}: paste the key shown when it was shared."
+    if isinstance(error, RecordDecryptError):
+        return f"The shared account {name} in the database is damaged or was changed: share it again."
+    if isinstance(error, StoreUnavailable):
+        where = text.split(" cannot be used", 1)[0].removeprefix("PostgreSQL on ")
+        return _classify(error, where.split("/", 1)[0].rsplit(":", 1)[0] or "the database")[1]
+    if "keyring is needed" in text:
+        return (
+            'This machine has no usable system keyring: tick "Keep the key and password in a '
+            'private file" and try again.'
+        )
+    if "already holds an account" in text:
+        return (
+            f"The database already holds an account named {name} (shared before). Join it with "
+            "its key on this machine, or remove it there first."
+        )
+    if "holds no shared account" in text:
+        return f"The database holds no shared account named {name}: share it from the desktop first."
+    if "holds no tokens" in text:
+        return f"The database holds no tokens for {name}: log in on the desktop first."
+    return None
+
+
 _PLACES = {
     "keyring": "system keyring",
     "file": "file (plain text, 0600)",

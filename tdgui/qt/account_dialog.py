@@ -62,8 +62,6 @@ class AccountDialog(QDialog):
         super().__init__(parent)
         self.existing = existing
         self.controller = controller
-        #: the share's key, shown once (set when a share to the database is done)
-        self.key_dialog: KeyDialog | None = None
         self.working = False
         self.taken_names = taken_names
         self.setWindowTitle("Edit account" if existing else "Add account")
@@ -333,40 +331,19 @@ class AccountDialog(QDialog):
             return dialog_text(str(exc), name)
         return self.db.problem()
 
-    def _start_db_action(self, mode: str) -> None:
-        if self.controller is None:
-            self.error.setText("Sharing needs the running app.")
-            return
+    def _start_db_action(self) -> None:
         self.working = True
         self.buttons.button(QDialogButtonBox.StandardButton.Ok).setEnabled(False)
-        choice = self.db.choice()
-        if mode == "join":
-            self.db.result.setText("Joining…")
-            self.controller.join_account(
-                self.name.text().strip(),
-                choice,
-                self.db.key.text(),
-                lambda _account: QDialog.accept(self),
-                self._db_action_failed,
-                context=self,
-            )
-        else:
-            assert self.existing is not None
-            self.db.result.setText("Sharing…")
-            self.controller.share_account(
-                self.existing.name, choice, self._shared, self._db_action_failed, context=self
-            )
+        name = self.existing.name if self.existing is not None else self.name.text().strip()
+        self.db.run(name, lambda: QDialog.accept(self), self._db_action_failed)
 
-    def _shared(self, key_text: str) -> None:
-        """The key, once: the dialog closes when the key dialog does (the share is done)."""
-        self.db.result.clear()
-        self.key_dialog = KeyDialog(key_text, self)
-        self.key_dialog.finished.connect(lambda _code: QDialog.accept(self))
-        self.key_dialog.open()
+    @property
+    def key_dialog(self) -> KeyDialog | None:
+        """The share's key, shown once (the dialog closes when this one does)."""
+        return self.db.key_dialog
 
     def _db_action_failed(self, message: str) -> None:
         self.working = False
-        self.db.result.clear()
         self.error.setText(message)
         self.buttons.button(QDialogButtonBox.StandardButton.Ok).setEnabled(True)
 
@@ -457,7 +434,7 @@ class AccountDialog(QDialog):
             return
         mode = self.db_mode()
         if mode in ("join", "share"):
-            self._start_db_action(mode)
+            self._start_db_action()
             return
         super().accept()
 

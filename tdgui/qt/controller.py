@@ -17,7 +17,7 @@ from PySide6.QtWidgets import QWidget
 
 from tdgui.core.accounts import EditResult
 from tdgui.core.config import Account
-from tdgui.core.db_setup import ConnectionCheck
+from tdgui.core.db_setup import ConnectionCheck, plain_error
 from tdgui.core.errors import LoginRequired, TdguiError
 from tdgui.core.login_outcome import DEFAULT_LOGIN_TIMEOUT, LoginResult
 from tdgui.core.logs import SECRETS
@@ -358,7 +358,7 @@ class Controller(QObject):
         run_in_background(
             lambda: share(self.service, name, choice).encode(),
             done,
-            lambda error: on_error(error_text(error)),
+            lambda error: on_error(plain_error(error, name) or error_text(error)),
             context=context or self,
         )
 
@@ -383,7 +383,7 @@ class Controller(QObject):
         run_in_background(
             lambda: join(self.service, name, choice, RecordKey.parse(key_text.strip())),
             done,
-            lambda error: on_error(error_text(error)),
+            lambda error: on_error(plain_error(error, name) or error_text(error)),
             context=context or self,
         )
 

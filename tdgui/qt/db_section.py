@@ -7,6 +7,7 @@ through the controller. The key of a share is shown once, in KeyDialog.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt, Signal, Slot
@@ -65,6 +66,10 @@ class DbSection(QWidget):
         self.schema.setAccessibleName("Database schema")
         self.allow_weak = QCheckBox("Allow weak TLS to another machine (only on a network you trust)", self)
         self.allow_weak.setAccessibleName("Allow weak TLS to a non-loopback host")
+        self.secrets_file = QCheckBox(
+            "Keep the key and password in a private file (0600), not the keyring", self
+        )
+        self.secrets_file.setAccessibleName("Keep the database key in a private file")
         self.key = QLineEdit(self)
         self.key.setEchoMode(QLineEdit.EchoMode.Password)
         self.key.setPlaceholderText(KEY_PREFIX + "… (shown when the account was shared)")
@@ -79,6 +84,9 @@ class DbSection(QWidget):
         self.result.setObjectName("connectionResult")
         self.result.setAccessibleName("Connection test result")
         self.testing = False
+        self._generation = 0
+        #: the share's key, shown once (set when a share to the database is done)
+        self.key_dialog: KeyDialog | None = None
 
         form = QFormLayout()
         form.setContentsMargins(0, 0, 0, 0)
@@ -87,6 +95,7 @@ class DbSection(QWidget):
         form.addRow("Password:", self.password)
         form.addRow("Schema:", self.schema)
         form.addRow("", self.allow_weak)
+        form.addRow("", self.secrets_file)
         form.addRow("Key:", self.key)
         row = QHBoxLayout()
         row.addWidget(self.test_button)
@@ -97,6 +106,7 @@ class DbSection(QWidget):
         for line in (self.url, self.password, self.schema, self.key):
             line.textChanged.connect(self._edited)
         self.allow_weak.toggled.connect(self._edited)
+        self.secrets_file.toggled.connect(self._edited)
         self.test_button.clicked.connect(self.test_connection)
 
     # -- mode -------------------------------------------------------------------------------
@@ -114,12 +124,14 @@ class DbSection(QWidget):
             # Read-only: clickable to copy, but no Tab stop (issue 14, defect 8).
             line.setFocusPolicy(Qt.FocusPolicy.ClickFocus if shared else Qt.FocusPolicy.StrongFocus)
         self.allow_weak.setEnabled(not shared)
+        self.form.setRowVisible(self.secrets_file, not shared)
         self.form.setRowVisible(self.password, not shared)
         self.form.setRowVisible(self.key, mode == "join")
         self.note.setText(
             {
-                "join": "Use an account shared from another machine: its provider settings and "
-                "tokens come from the database. Paste the key shown when it was shared.",
+                "join": "Use an account shared from another machine: give it the name it was "
+                "shared under; its provider settings and tokens come from the database. Paste the "
+                "key shown when it was shared.",
                 "share": "Moves this account's tokens, app secret and status into the database "
                 "(encrypted; a new key is shown once). Other machines then join it with that key.",
                 "shared": "This account's tokens live in this database (set up when it was shared "
@@ -129,6 +141,7 @@ class DbSection(QWidget):
 
     @Slot()
     def _edited(self) -> None:
+        self._generation += 1  # a test still running answers for the old settings: dropped
         self.result.clear()
         self.changed.emit()
 
@@ -150,8 +163,40 @@ class DbSection(QWidget):
             password=self.password.text() or None,
             schema=self.schema.text().strip() or None,
             allow_insecure=self.allow_weak.isChecked(),
-            secrets="keyring",  # as --db-password-stdin: the key and password go to the keyring
+            # As --db-password-stdin: the key and password go to the keyring (or, chosen, to
+            # the 0600 file db/NAME.json, as --db-secrets file does).
+            secrets="file" if self.secrets_file.isChecked() else "keyring",
         )
+
+    # -- share / join ---------------------------------------------------------------------
+    def run(self, name: str, on_done: Callable[[], None], on_failed: Callable[[str], None]) -> None:
+        """Join or share `name` through the controller (core.sharing, off the GUI thread).
+
+        After a share the key is shown once; `on_done` runs when that window closes.
+        """
+        if self.controller is None:
+            on_failed("Joining or sharing needs the running app.")
+            return
+
+        def failed(message: str) -> None:
+            self.result.clear()
+            on_failed(message)
+
+        def shared(key_text: str) -> None:
+            self.result.clear()
+            self.key_dialog = KeyDialog(key_text, self.window())
+            self.key_dialog.finished.connect(lambda _code: on_done())
+            self.key_dialog.open()
+
+        choice = self.choice()
+        self.result.setStyleSheet("")
+        if self.mode == "join":
+            self.result.setText("Joining…")
+            key = self.key.text()
+            self.controller.join_account(name, choice, key, lambda _a: on_done(), failed, context=self)
+        else:
+            self.result.setText("Sharing…")
+            self.controller.share_account(name, choice, shared, failed, context=self)
 
     # -- the test ---------------------------------------------------------------------------
     @Slot()
@@ -168,17 +213,21 @@ class DbSection(QWidget):
         self.test_button.setEnabled(False)
         self.result.setStyleSheet("")
         self.result.setText("Testing…")
+        generation = self._generation
+
+        def show(check: db_setup.ConnectionCheck) -> None:
+            self.testing = False
+            self.test_button.setEnabled(True)
+            if generation == self._generation:
+                self._show(check)
+
         if self.mode == "shared":
-            self.controller.test_account_db(self.account_name, self._show, context=self)
+            self.controller.test_account_db(self.account_name, show, context=self)
         else:
             choice = self.choice()
-            self.controller.test_db(
-                choice.url, choice.password, choice.allow_insecure, self._show, context=self
-            )
+            self.controller.test_db(choice.url, choice.password, choice.allow_insecure, show, context=self)
 
     def _show(self, check: db_setup.ConnectionCheck) -> None:
-        self.testing = False
-        self.test_button.setEnabled(True)
         self.result.setStyleSheet(f"color: {COLOUR_OK if check.ok else COLOUR_BAD};")
         self.result.setText(check.text)
 
@@ -198,6 +247,7 @@ class KeyDialog(QDialog):
         warning.setStyleSheet(f"color: {COLOUR_BAD}; font-weight: bold;")
         self.key = QLineEdit(key_text, self)
         self.key.setReadOnly(True)
+        self.key.setFocusPolicy(Qt.FocusPolicy.ClickFocus)  # read-only: no Tab stop (defect 8)
         self.key.setAccessibleName("Shared account key")
         self.key.setMinimumWidth(self.key.fontMetrics().horizontalAdvance(key_text) + 24)
         self.copy_button = QPushButton("Copy", self)

@@ -75,6 +75,10 @@ def _cli(config: Path, home: Path, *args: str, stdin: str = "") -> subprocess.Co
     )
 
 
+def _no_cli_words(text: str) -> None:
+    assert "--" not in text and "tdgui " not in text and "`" not in text, text
+
+
 def _join_dialog(qtbot: QtBot, controller: Controller, url: str, password: str) -> AccountDialog:
     dialog = AccountDialog(controller=controller)
     qtbot.addWidget(dialog)
@@ -269,16 +273,26 @@ def test_join_from_database_in_the_dialog_then_tdgui_token_works_here(
         assert token.returncode == 0, token.stderr
         assert token.stdout.strip() == before.access_token
 
-        # A wrong key: a typed error in words, nothing added here.
-        again = _join_dialog(qtbot, controller, postgres_server.url(), postgres_server.password)
-        again.show()
-        again.name.setText(name + "x")
-        again.db.schema.setText(schema)
-        again.db.key.setText(RecordKey.generate().encode())
-        again.accept()
-        qtbot.waitUntil(lambda: again.error.text() != "", timeout=5000)
-        assert again.isVisible() and "tdgui share" not in again.error.text(), again.error.text()
-        assert Config(here).find(name + "x") is None
+        # A third machine with a wrong key, or a name nobody shared: said in words, the
+        # dialog stays open, nothing is added there.
+        third = tmp_path / "third" / "config"
+        other = Controller(TokenService(Config(third)))
+        for typed, expected in (
+            (name, f"This key does not open the shared account {name}"),
+            (name + "x", f"The database holds no shared account named {name}x"),
+        ):
+            again = _join_dialog(qtbot, other, postgres_server.url(), postgres_server.password)
+            again.show()
+            again.name.setText(typed)
+            again.db.schema.setText(schema)
+            again.db.secrets_file.setChecked(True)
+            again.db.key.setText(RecordKey.generate().encode())
+            again.accept()
+            qtbot.waitUntil(lambda d=again: d.error.text() != "", timeout=5000)
+            assert again.isVisible() and again.error.text().startswith(expected), again.error.text()
+            _no_cli_words(again.error.text())
+            assert Config(third).find(typed) is None
+            assert not (third / "db" / f"{typed}.json").exists()
     finally:
         wait_for_idle(10_000)
         from tdgui.core.db_account import delete_secrets
