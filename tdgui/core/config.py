@@ -79,12 +79,6 @@ class Account:
             raise UsageError(f"unknown store {self.store!r}: choose one of {', '.join(STORE_KINDS)}")
         if not self.client_id or any(c.isspace() for c in self.client_id):
             raise UsageError("the client id (app key) must be non-empty and contain no spaces")
-        if not self.client_id.isascii() or not self.client_id.isprintable():
-            # RFC 6749 Appendix A.1: client_id = *VSCHAR (%x20-7E); anything else is a bad copy.
-            raise UsageError(
-                "the app key (client id) has characters that are not plain ASCII letters, digits "
-                "or punctuation: copy it again from the developer portal"
-            )
         providers.check_callback_url(self.callback_url, self.provider)
         if self.provider == "sandbox" and (self.flavor or "schwab") not in providers.SANDBOX_FLAVORS:
             raise UsageError("sandbox flavor must be schwab or tdameritrade")

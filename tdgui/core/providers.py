@@ -127,15 +127,25 @@ def check_callback_url(url: str, provider: str) -> str:
             raise UsageError("Schwab requires an https callback URL, e.g. https://127.0.0.1:8182/")
         if parts.hostname == "localhost":
             raise UsageError("Schwab requires 127.0.0.1 in the callback URL, not localhost")
-        if parts.hostname != "127.0.0.1":
-            # tdgui catches the redirect on this machine (RFC 8252 §7.3, loopback redirect);
-            # Schwab's portal takes any https URL, but a login to another host never returns.
-            raise UsageError(
-                f"Schwab's callback URL must be on this computer, https://127.0.0.1:PORT/..., "
-                f"not on {parts.hostname}"
-            )
     if parts.scheme == "http" and not is_loopback_host(parts.hostname):
         raise UsageError("a plain-http callback URL is allowed only on 127.0.0.1")
+    return url
+
+
+def check_callback_host(url: str, provider: str) -> str:
+    """For a callback URL a person enters (accounts add / edit, the dialog): Schwab's must be
+    https://127.0.0.1[:PORT]/... (issue 14, defect 8). Returns it unchanged.
+
+    tdgui's loopback login catches the redirect on this machine (RFC 8252 §7.3); Schwab's
+    portal accepts any https URL, but a login sent to another host never comes back. Not part
+    of check_callback_url (which accounts.json is loaded with), so an older file still loads.
+    """
+    check_callback_url(url, provider)
+    host = urlsplit(url).hostname
+    if provider in ("schwab", "sandbox") and host != "127.0.0.1":
+        raise UsageError(
+            f"Schwab's callback URL must be on this computer, https://127.0.0.1:PORT/..., not on {host}"
+        )
     return url
 
 

@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (
 )
 
 from tdgui.core import providers
+from tdgui.core.accounts import AccountManager
 from tdgui.core.config import ACCOUNT_NAME, DB_FIELDS, Account
 from tdgui.core.db_setup import STORE_NOTES
 from tdgui.core.errors import UsageError
@@ -366,7 +367,7 @@ class AccountDialog(QDialog):
             return problem is None
         try:
             account = self._build().validate()
-            providers.check_callback_url(account.callback_url, account.provider)
+            AccountManager.check_entry(account, self.existing)  # core's rules for typed values
             if self.existing is None and account.name in self.taken_names:
                 raise UsageError(f"an account named {account.name!r} already exists")
             if account.provider != "custom":
@@ -379,11 +380,6 @@ class AccountDialog(QDialog):
             if self._needs_secret() and not secret and self.existing is None:
                 where = STORE_PLACES.get(account.store, "its token store")
                 raise UsageError(f"Enter the app's secret (kept in {where}, never shown again).")
-            if not account.client_id.isascii():
-                raise UsageError(
-                    "The app key has characters that are not plain letters or digits: "
-                    "copy it again from the developer portal."
-                )
         except UsageError as exc:
             problem = dialog_text(str(exc), self.name.text().strip())
             account = None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 
 import pytest
@@ -10,10 +11,12 @@ from PySide6.QtWidgets import QApplication, QWidget
 from pytestqt.qtbot import QtBot
 
 from tdgui.core import providers
-from tdgui.core.config import Account, Config, sandbox_account
+from tdgui.core.accounts import AccountManager
+from tdgui.core.config import ACCOUNTS_VERSION, Account, Config, sandbox_account
 from tdgui.core.errors import UsageError
 from tdgui.core.service import TokenService
 from tdgui.core.stores import STORE_KINDS
+from tdgui.core.stores.memory import MemoryStore
 from tdgui.qt.account_dialog import AccountDialog
 from tdgui.qt.status_view import StatusView
 
@@ -66,9 +69,36 @@ def test_schwab_callback_must_be_on_127_0_0_1_and_the_hint_says_so(qtbot: QtBot)
     assert "127.0.0.1" in dialog.error.text() and "example.com" in dialog.error.text()
     _no_cli_words(dialog.error.text())
     with pytest.raises(UsageError, match=r"127\.0\.0\.1"):
-        providers.check_callback_url("https://example.com/callback", "schwab")
+        providers.check_callback_host("https://example.com/callback", "schwab")
     # Other providers keep their own rules: a custom server may redirect anywhere over https.
-    assert providers.check_callback_url("https://example.com/callback", "custom")
+    assert providers.check_callback_host("https://example.com/callback", "custom")
+
+
+def test_core_refuses_what_the_dialog_refuses_but_an_older_accounts_file_still_loads(
+    isolated_config: Path,
+) -> None:
+    service = TokenService(Config(isolated_config), store_override=MemoryStore())
+    manager = AccountManager(service)
+    good = Account(name="s", provider="schwab", client_id=SCHWAB_KEY, callback_url="https://127.0.0.1:8182/")
+    for bad, match in (
+        (dataclasses.replace(good, callback_url="https://example.com/callback"), r"127\.0\.0\.1"),
+        (dataclasses.replace(good, client_id="ж" * 32), "ASCII"),
+    ):
+        with pytest.raises(UsageError, match=match):
+            manager.add(bad, "s" * 16)  # `tdgui accounts add` and the API add through here
+        assert service.config.find("s") is None
+    # An accounts.json written before these rules loads, and an edit that leaves those fields
+    # alone is not refused for them.
+    legacy = dataclasses.replace(good, callback_url="https://example.com/callback").validate()
+    isolated_config.mkdir(parents=True, exist_ok=True)
+    (isolated_config / "accounts.json").write_text(
+        json.dumps({"version": ACCOUNTS_VERSION, "accounts": [legacy.to_dict()]})
+    )
+    loaded = Config(isolated_config).account("s")
+    assert loaded == legacy
+    AccountManager.check_entry(dataclasses.replace(loaded, remember_device=True), loaded)
+    with pytest.raises(UsageError, match="ASCII"):
+        AccountManager.check_entry(dataclasses.replace(loaded, client_id="ж" * 32), loaded)
 
 
 def test_a_non_ascii_app_key_is_refused_in_core_and_said_plainly(qtbot: QtBot) -> None:
@@ -80,7 +110,7 @@ def test_a_non_ascii_app_key_is_refused_in_core_and_said_plainly(qtbot: QtBot) -
     _no_cli_words(dialog.error.text())
     account = dataclasses.replace(sandbox_account("x"), client_id=cyrillic)
     with pytest.raises(UsageError, match="ASCII"):
-        account.validate()  # the CLI's accounts add and a hand-edited accounts.json alike
+        AccountManager.check_entry(account)  # the CLI's accounts add and the API alike
 
 
 def test_each_store_choice_is_explained_in_one_line(qtbot: QtBot) -> None:
