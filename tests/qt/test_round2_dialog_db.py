@@ -315,3 +315,31 @@ def test_connection_test_of_a_shared_account_uses_its_stored_password(
     text, took = _test_result(qtbot, dialog)
     assert text.startswith("Connected to 127.0.0.1") and took < 3, text
     assert db_setup.check_account_connection(service, name).ok
+
+
+def test_an_answer_for_settings_since_edited_is_dropped(
+    qtbot: QtBot, real_controller: Controller, postgres_server: PgServer
+) -> None:
+    dialog = _join_dialog(qtbot, real_controller, postgres_server.url(), postgres_server.password)
+    dialog.show()
+    dialog.db.test_button.click()
+    # Edited before the answer is delivered (it arrives through the event loop): it no longer
+    # speaks for what the form says, so it is not shown.
+    dialog.db.password.setText("typed-later")
+    qtbot.waitUntil(lambda: not dialog.db.testing, timeout=3000)
+    assert dialog.db.result.text() == "" and dialog.db.test_button.isEnabled()
+
+
+def test_share_waits_for_other_edits_to_be_saved_first(qtbot: QtBot, isolated_config: Path) -> None:
+    from tdgui.core.config import sandbox_account
+
+    local = sandbox_account("main", sandbox_url="https://127.0.0.1:1/")
+    dialog = AccountDialog(existing=local)
+    qtbot.addWidget(dialog)
+    dialog.store.setCurrentText("postgres")
+    dialog.db.url.setText("postgresql://tdgui@db.example/trading")
+    assert dialog.db_mode() == "share" and dialog.error.text() == "", dialog.error.text()
+    dialog.callback.setText("https://127.0.0.1:9999/")
+    assert dialog.error.text().startswith("Save your other changes first")
+    assert not dialog.buttons.button(QDialogButtonBox.StandardButton.Ok).isEnabled()
+    assert dialog.account() is None and dialog.secret_value() is None
