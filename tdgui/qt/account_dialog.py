@@ -335,6 +335,7 @@ class AccountDialog(QDialog):
     def _start_db_action(self) -> None:
         self.working = True
         self.buttons.button(QDialogButtonBox.StandardButton.Ok).setEnabled(False)
+        self.store.setEnabled(False)
         name = self.existing.name if self.existing is not None else self.name.text().strip()
         self.db.run(name, lambda: QDialog.accept(self), self._db_action_failed)
 
@@ -345,6 +346,7 @@ class AccountDialog(QDialog):
 
     def _db_action_failed(self, message: str) -> None:
         self.working = False
+        self.store.setEnabled(True)
         self.error.setText(message)
         self.buttons.button(QDialogButtonBox.StandardButton.Ok).setEnabled(True)
 
@@ -423,6 +425,12 @@ class AccountDialog(QDialog):
         """The newly typed secret (None: keep the stored one). Read once, then the field is cleared."""
         value = self.secret.text() if self._needs_secret() and self.db_mode() is None else ""
         return value or None
+
+    def reject(self) -> None:
+        # Not while a share runs: its key is shown once, by this dialog; closed now, it would
+        # be lost and the shared tokens unreadable everywhere else.
+        if not self.working:
+            super().reject()
 
     def accept(self) -> None:
         self.touched = True

@@ -179,6 +179,9 @@ def test_share_to_database_in_the_dialog_then_tdgui_token_on_a_second_machine(
     assert dialog.error.text() == "" and ok.isEnabled()
     with qtbot.waitSignal(real_controller.account_saved, timeout=20_000) as saved:
         qtbot.mouseClick(ok, Qt.MouseButton.LeftButton)
+        # Escape while the share runs must not close the dialog that will show the key.
+        qtbot.keyClick(dialog, Qt.Key.Key_Escape)
+        assert dialog.isVisible() and not dialog.store.isEnabled()
     assert saved.args[0] is True, saved.args
     assert dialog.key_dialog is not None and dialog.isVisible()
     key_text = dialog.key_dialog.key.text()
