@@ -6,6 +6,7 @@ but the database, as in tests/cli/test_share_join.py.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -346,3 +347,26 @@ def test_share_waits_for_other_edits_to_be_saved_first(qtbot: QtBot, isolated_co
     assert dialog.error.text().startswith("Save your other changes first")
     assert not dialog.buttons.button(QDialogButtonBox.StandardButton.Ok).isEnabled()
     assert dialog.account() is None and dialog.secret_value() is None
+
+
+def test_every_database_control_has_an_accessible_name(qtbot: QtBot) -> None:
+    from qt.test_round2_accessibility import nameless
+    from tdgui.core.config import sandbox_account
+    from tdgui.qt.db_section import KeyDialog
+
+    local = sandbox_account("main", sandbox_url="https://127.0.0.1:1/")
+    shared = dataclasses.replace(
+        local, store="postgres", db_url="postgresql://tdgui@db.example/trading", db_key_id="00" * 8
+    )
+    for existing in (None, local, shared):
+        dialog = AccountDialog(existing=existing)
+        qtbot.addWidget(dialog)
+        dialog.store.setCurrentText("postgres")
+        dialog.show()
+        dialog.db.result.setText("Connected.")
+        assert dialog.db.isVisibleTo(dialog)
+        assert nameless(dialog.db) == [], (dialog.db_mode(), nameless(dialog.db))
+    key = KeyDialog(RecordKey.generate().encode())
+    qtbot.addWidget(key)
+    key.show()
+    assert nameless(key) == []
