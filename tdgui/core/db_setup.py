@@ -179,6 +179,17 @@ def plain_error(error: BaseException, name: str) -> str | None:
         return f"This key does not open the shared account {name}: paste the key shown when it was shared."
     if isinstance(error, RecordDecryptError):
         return f"The shared account {name} in the database is damaged or was changed: share it again."
+    if isinstance(error, StoreUnavailable) and "may not create" in text:
+        return (
+            "The database role may not create tdgui's tables: connect once as the database's "
+            "owner (or create them as the owner); after that this role needs only SELECT, "
+            'INSERT, UPDATE and DELETE (see "Tokens on a server" in the README).'
+        )
+    if isinstance(error, StoreUnavailable) and "permission denied" in text.lower():
+        return (
+            "The database role lacks rights on tdgui's tables: grant SELECT, INSERT, UPDATE and "
+            'DELETE as "Tokens on a server" in the README shows.'
+        )
     if isinstance(error, StoreUnavailable):
         where = text.split(" cannot be used", 1)[0].removeprefix("PostgreSQL on ")
         return _classify(error, where.split("/", 1)[0].rsplit(":", 1)[0] or "the database")[1]

@@ -370,3 +370,36 @@ def test_every_database_control_has_an_accessible_name(qtbot: QtBot) -> None:
     qtbot.addWidget(key)
     key.show()
     assert nameless(key) == []
+
+
+def test_share_with_a_role_that_may_not_create_the_tables_is_said_in_words(
+    qtbot: QtBot,
+    real_controller: Controller,
+    postgres_server: PgServer,
+    schema: str,
+    sandbox: SandboxServer,
+) -> None:
+    import uuid
+
+    name = "w12role"
+    add_sandbox_account(sandbox, name, store="file")
+    service = real_controller.service
+    log_in(service, name)
+    role, password = f"ro_{uuid.uuid4().hex[:8]}", uuid.uuid4().hex
+    with postgres_server.admin() as conn:
+        conn.execute(f"CREATE ROLE {role} LOGIN PASSWORD '{password}'")
+    dialog = AccountDialog(existing=service.account(name), controller=real_controller)
+    qtbot.addWidget(dialog)
+    dialog.show()
+    dialog.store.setCurrentText("postgres")
+    dialog.db.url.setText(postgres_server.url(user=role))
+    dialog.db.password.setText(password)
+    dialog.db.schema.setText(schema)
+    dialog.accept()
+    qtbot.waitUntil(lambda: dialog.error.text() != "", timeout=10_000)
+    text = dialog.error.text()
+    assert text.startswith("The database role may not create tdgui's tables"), text
+    assert password not in text and dialog.isVisible() and dialog.store.isEnabled()
+    _no_cli_words(text)
+    # Nothing moved: the account still keeps its tokens in its file.
+    assert service.account(name).store == "file" and service.read_tokens(service.account(name))
