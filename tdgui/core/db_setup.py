@@ -108,6 +108,10 @@ def key_problem(text: str) -> str | None:
 def _classify(exc: BaseException, where: str) -> tuple[str, str]:
     """A libpq / psycopg failure as one of the kinds and a sentence (never the password)."""
     text = " ".join(str(exc).split()).lower()
+    if "no password supplied" in text:
+        return "password", (
+            f"{where} asks for a password: type it in the Password field (or put it in ~/.pgpass)."
+        )
     if "password" in text or "authentication" in text:
         return "password", f"Wrong password (or user) for {where}: the server refused the login."
     if "ssl" in text or "certificate" in text or "tls" in text:
@@ -160,8 +164,14 @@ def check_account_connection(service: TokenService, name: str) -> ConnectionChec
     keyring = None if account.db_secrets == "file" else service.open_store("keyring")
     try:
         secrets = load_secrets(service.directory, account, keyring)
-    except TdguiError as exc:
-        return ConnectionCheck(False, "other", SECRETS.mask(str(exc)))
+    except TdguiError:
+        # Core's message names the CLI's join; at the window the way out is said in its words.
+        return ConnectionCheck(
+            False,
+            "other",
+            f"This machine's key for {name} is missing or damaged: remove the account here and "
+            "add it again with Join from database and the key shown when it was shared.",
+        )
     return check_connection(account.db_url, secrets.password, allow_insecure=account.db_allow_insecure)
 
 

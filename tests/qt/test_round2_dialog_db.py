@@ -107,6 +107,10 @@ def test_connection_ok_wrong_password_down_and_tls_in_words_within_3_s(
     assert text.startswith("Connected to 127.0.0.1") and "encrypted" in text, text
     assert took < 3
 
+    dialog.db.password.setText("")
+    text, took = _test_result(qtbot, dialog)
+    assert "asks for a password" in text and took < 3, text
+
     dialog.db.password.setText("not-the-password-42")
     text, took = _test_result(qtbot, dialog)
     assert text.startswith("Wrong password") and took < 3, text
@@ -319,6 +323,11 @@ def test_connection_test_of_a_shared_account_uses_its_stored_password(
     text, took = _test_result(qtbot, dialog)
     assert text.startswith("Connected to 127.0.0.1") and took < 3, text
     assert db_setup.check_account_connection(service, name).ok
+    # This machine's copy of the key gone: said with the window's way out, no CLI command.
+    (service.directory / "db" / f"{name}.json").unlink()
+    text, _ = _test_result(qtbot, dialog)
+    assert "key for w12test is missing" in text and "Join from database" in text, text
+    _no_cli_words(text)
 
 
 def test_an_answer_for_settings_since_edited_is_dropped(
