@@ -135,6 +135,23 @@ class AccountManager:
         provider = self.service.provider(account)
         return provider.needs_client_secret and provider.builtin_client_secret(account.client_id) is None
 
+    @staticmethod
+    def check_entry(account: Account, old: Account | None = None) -> None:
+        """Rules for what a person types, beyond Account.validate(): checked when an account is
+        added, and on an edit for the fields it changes. Kept out of validate() so that an
+        accounts.json written by an older tdgui still loads (issue 14, defect 8)."""
+        if old is None or (old.callback_url, old.provider) != (account.callback_url, account.provider):
+            providers.check_callback_host(account.callback_url, account.provider)
+        if (old is None or old.client_id != account.client_id) and not (
+            account.client_id.isascii() and account.client_id.isprintable()
+        ):
+            # RFC 6749 Appendix A.1: client_id = *VSCHAR (%x20-7E); anything else is a bad copy
+            # (a 32-letter Cyrillic string is not a Schwab app key).
+            raise UsageError(
+                "the app key (client id) has characters that are not plain ASCII letters, digits "
+                "or punctuation: copy it again from the developer portal"
+            )
+
     def add(
         self,
         account: Account,
@@ -150,6 +167,7 @@ class AccountManager:
         is found under the name belongs to the same app.
         """
         account.validate()
+        self.check_entry(account)
         service = self.service
         provider = service.provider(account)
         if secret is not None and not provider.needs_client_secret:
@@ -193,6 +211,7 @@ class AccountManager:
             raise UsageError("an account cannot be renamed: add a new one and remove this one")
         service = self.service
         old = service.account(name)
+        self.check_entry(account, old)
         provider = service.provider(account)
         if secret is not None and not provider.needs_client_secret:
             raise UsageError(f"provider {account.provider} takes no client secret")

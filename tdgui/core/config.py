@@ -67,7 +67,10 @@ class Account:
 
     def validate(self) -> Account:
         if not ACCOUNT_NAME.fullmatch(self.name):
-            raise UsageError(f"invalid account name {self.name!r}: use letters, digits, '.', '_' or '-'")
+            raise UsageError(
+                f"invalid account name {self.name!r}: use only the letters A-Z and a-z (no accented "
+                "letters), digits, '.', '_' or '-', starting with a letter or digit"
+            )
         if self.provider not in providers.PROVIDER_NAMES:
             raise UsageError(
                 f"unknown provider {self.provider!r}: choose one of " + ", ".join(providers.PROVIDER_NAMES)

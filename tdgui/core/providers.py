@@ -132,6 +132,23 @@ def check_callback_url(url: str, provider: str) -> str:
     return url
 
 
+def check_callback_host(url: str, provider: str) -> str:
+    """For a callback URL a person enters (accounts add / edit, the dialog): Schwab's must be
+    https://127.0.0.1[:PORT]/... (issue 14, defect 8). Returns it unchanged.
+
+    tdgui's loopback login catches the redirect on this machine (RFC 8252 §7.3); Schwab's
+    portal accepts any https URL, but a login sent to another host never comes back. Not part
+    of check_callback_url (which accounts.json is loaded with), so an older file still loads.
+    """
+    check_callback_url(url, provider)
+    host = urlsplit(url).hostname
+    if provider in ("schwab", "sandbox") and host != "127.0.0.1":
+        raise UsageError(
+            f"Schwab's callback URL must be on this computer, https://127.0.0.1:PORT/..., not on {host}"
+        )
+    return url
+
+
 def sandbox_base_url(account_url: str | None = None, default: str | None = None) -> str:
     """The account's own sandbox URL, else the entry point's default (TD_SANDBOX_URL), else built in."""
     return (account_url or default or SANDBOX_DEFAULT_URL).rstrip("/")

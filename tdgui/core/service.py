@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from tdgui.core import export, flow, fsutil, schedule
 from tdgui.core.clock import SYSTEM_CLOCK, Clock
 from tdgui.core.config import Account, Config, ExportTarget
+from tdgui.core.db_setup import store_place
 from tdgui.core.environment import HttpSettings
 from tdgui.core.errors import (
     LoginFailed,
@@ -339,10 +340,11 @@ class TokenService(StoreWiring):
         except (StoreUnavailable, StoredDataError) as exc:
             read_error = str(exc)
         interrupted = record.refresh_started_at is not None and not self._refresh_running(account)
-        return status_of(
+        kind = self.store_kind(account)
+        status = status_of(
             account.name,
             account.provider,
-            self.store_kind(account),
+            kind,
             provider,
             record,
             times,
@@ -351,6 +353,7 @@ class TokenService(StoreWiring):
             read_error=read_error,
             interrupted=interrupted,
         )
+        return replace(status, store_place=store_place(account, kind))
 
     def _refresh_running(self, account: Account) -> bool:
         """Whether a process holds this account's refresh lock now (a marked refresh whose lock

@@ -65,6 +65,9 @@ class AccountStatus:
     #: What the user should know although the state may be fine: odd provider answers (a bad
     #: lifetime replaced by the default), a refresh cut off or whose answer was lost.
     warnings: tuple[str, ...] = ()
+    #: Where the tokens live, in words ("PostgreSQL on db.example, encrypted"); see
+    #: tdgui.core.db_setup.store_place. Not in `--json` (which names the store kind).
+    store_place: str = ""
 
     @property
     def severity(self) -> Severity:
@@ -81,6 +84,7 @@ class AccountStatus:
 
         body = asdict(self)
         body.pop("now")
+        body.pop("store_place")
         body["state"] = self.state.value
         body["warnings"] = list(self.warnings)
         body["access_expires_in"] = remaining(self.access_expires_at)

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import Slot
+from PySide6.QtCore import Qt, Slot
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -19,9 +19,15 @@ from PySide6.QtWidgets import (
 )
 
 from tdgui.core import providers
-from tdgui.core.config import DB_FIELDS, Account
+from tdgui.core.accounts import AccountManager
+from tdgui.core.config import ACCOUNT_NAME, DB_FIELDS, Account
+from tdgui.core.db_setup import STORE_NOTES
 from tdgui.core.errors import UsageError
 from tdgui.core.stores import STORE_KINDS
+from tdgui.qt.db_section import DbSection, KeyDialog
+
+if TYPE_CHECKING:
+    from tdgui.qt.controller import Controller
 
 PROVIDER_LABELS = {
     "schwab": "Charles Schwab (Trader API)",
@@ -30,8 +36,9 @@ PROVIDER_LABELS = {
     "custom": "Custom OAuth 2.0 server",
 }
 CALLBACK_NOTES = {
-    "schwab": "Must be https on 127.0.0.1 (not localhost) and match the callback URL in the "
-    "Schwab developer portal exactly, including the port and any trailing slash.",
+    "schwab": "Must be https://127.0.0.1:PORT/… (this computer: not localhost, not another host) "
+    "and match the callback URL in the Schwab developer portal exactly, including the port and "
+    "any trailing slash.",
     "tdameritrade": "Must match the callback URL registered with your TD Ameritrade app exactly.",
     "sandbox": "The sandbox's demo app uses https://127.0.0.1:8182/.",
     "custom": "Must match the redirect URI registered with the server exactly.",
@@ -51,9 +58,12 @@ class AccountDialog(QDialog):
         existing: Account | None = None,
         taken_names: tuple[str, ...] = (),
         sandbox_url: str | None = None,
+        controller: Controller | None = None,
     ) -> None:
         super().__init__(parent)
         self.existing = existing
+        self.controller = controller
+        self.working = False
         self.taken_names = taken_names
         self.setWindowTitle("Edit account" if existing else "Add account")
         self.setMinimumWidth(560)
@@ -90,6 +100,9 @@ class AccountDialog(QDialog):
         self.pkce.setChecked(True)
         self.store = QComboBox(self)
         self.store.addItems(list(STORE_KINDS))
+        self.store_note = QLabel(self)
+        self.store_note.setObjectName("storeNote")
+        self.db = DbSection(self, controller=controller)
         # Off by default; the trade-off is said next to it (issue 13 #3, docs/providers.md).
         self.remember_device = QCheckBox("Remember this device", self)
         self.remember_device_hint = QLabel(
@@ -102,7 +115,13 @@ class AccountDialog(QDialog):
         self.error.setWordWrap(True)
         self.error.setObjectName("validationError")
         self.error.setStyleSheet("color: #a40e26;")
-        for hint in (self.client_id_hint, self.secret_hint, self.callback_note, self.remember_device_hint):
+        for hint in (
+            self.client_id_hint,
+            self.secret_hint,
+            self.callback_note,
+            self.remember_device_hint,
+            self.store_note,
+        ):
             hint.setWordWrap(True)
             hint.setStyleSheet("color: palette(mid); font-size: 9pt;")
 
@@ -123,6 +142,8 @@ class AccountDialog(QDialog):
         form.addRow("Scopes:", self.scopes)
         form.addRow("", self.pkce)
         form.addRow("Token store:", self.store)
+        form.addRow("", self.store_note)
+        form.addRow(self.db)
         form.addRow("", self.remember_device)
         form.addRow("", self.remember_device_hint)
         self.form = form
@@ -151,18 +172,26 @@ class AccountDialog(QDialog):
             self.scopes,
         ):
             line.textChanged.connect(self.validate)
-        for combo in (self.flavor, self.auth_method, self.store):
+        for combo in (self.flavor, self.auth_method):
             combo.currentIndexChanged.connect(self.validate)
         self.provider.currentIndexChanged.connect(self._on_provider_changed)
+        self.store.currentIndexChanged.connect(self._on_store_changed)
+        self.db.changed.connect(self.validate)
         self.pkce.toggled.connect(self.validate)
-        self._on_provider_changed()
+        self._on_store_changed()
         self._ready = True
 
     # -- state ------------------------------------------------------------------------------
     def _load(self, account: Account) -> None:
         self.name.setText(account.name)
         self.name.setReadOnly(True)
+        # Read-only and looking so: no frame, the window's background, no Tab stop (defect 8).
+        self.name.setFrame(False)
+        self.name.setStyleSheet("QLineEdit { background: palette(window); }")
+        self.name.setFocusPolicy(Qt.FocusPolicy.ClickFocus)
         self.provider.setCurrentIndex(max(0, self.provider.findData(account.provider)))
+        # Another provider is another grant: that is a new account, not an edit.
+        self.provider.setEnabled(False)
         self.flavor.setCurrentIndex(max(0, self.flavor.findData(account.flavor or "schwab")))
         self.sandbox_url.setText(account.sandbox_url or "")
         self.client_id.setText(account.client_id)
@@ -174,7 +203,8 @@ class AccountDialog(QDialog):
         self.pkce.setChecked(account.pkce)
         self.remember_device.setChecked(account.remember_device)
         self.store.setCurrentText(account.store)
-        self.secret.setPlaceholderText("stored in the keyring; type a new one to replace it")
+        where = STORE_PLACES.get(account.store, "its token store")
+        self.secret.setPlaceholderText(f"kept in {where}; type a new one to replace it")
 
     @property
     def provider_name(self) -> str:
@@ -192,8 +222,10 @@ class AccountDialog(QDialog):
         self._set_row_visible(self.sandbox_url, sandbox)
         for widget in (self.auth_method, self.scopes, self.pkce):
             self._set_row_visible(widget, custom)
-        self.authorize_url.setReadOnly(not custom)
-        self.token_url.setReadOnly(not custom)
+        for line in (self.authorize_url, self.token_url):
+            line.setReadOnly(not custom)
+            # A preset's URLs are shown, not typed: no Tab stop (issue 14, defect 8).
+            line.setFocusPolicy(Qt.FocusPolicy.StrongFocus if custom else Qt.FocusPolicy.ClickFocus)
         self.callback_note.setText(CALLBACK_NOTES[name])
         if sandbox and self.existing is None:
             self.client_id.setText(
@@ -212,7 +244,7 @@ class AccountDialog(QDialog):
             return self.auth_method.currentText() != "none"
         return False
 
-    def _build(self) -> Account:
+    def _build(self, store: str | None = None) -> Account:
         name = self.provider_name
         custom = name == "custom"
         return Account(
@@ -220,7 +252,7 @@ class AccountDialog(QDialog):
             provider=name,
             client_id=self.client_id.text().strip(),
             callback_url=self.callback.text().strip(),
-            store=self.store.currentText(),
+            store=store or self.store.currentText(),
             flavor=str(self.flavor.currentData()) if name == "sandbox" else None,
             sandbox_url=(self.sandbox_url.text().strip() or None) if name == "sandbox" else None,
             authorize_url=self.authorize_url.text().strip() or None if custom else None,
@@ -241,6 +273,83 @@ class AccountDialog(QDialog):
             return {}
         return {f: getattr(self.existing, f) for f in DB_FIELDS}
 
+    # -- the store and the database ---------------------------------------------------------
+    def db_mode(self) -> str | None:
+        """join / share / shared (see tdgui.qt.db_section.MODES), None for a local store."""
+        if self.store.currentText() != "postgres":
+            return None
+        if self.existing is None:
+            return "join"
+        return "shared" if self.existing.store == "postgres" else "share"
+
+    @Slot()
+    def _on_store_changed(self) -> None:
+        self.store_note.setText(STORE_NOTES.get(self.store.currentText(), ""))
+        mode = self.db_mode()
+        self.form.setRowVisible(self.db, mode is not None)
+        if mode is not None:
+            self.db.set_mode(mode, self.existing)
+        # Joining takes the provider settings from the database: nothing to type for them.
+        joining = mode == "join"
+        for widget in (
+            self.provider,
+            self.client_id,
+            self.client_id_hint,
+            self.secret,
+            self.secret_hint,
+            self.callback,
+            self.callback_note,
+            self.authorize_url,
+            self.token_url,
+            self.remember_device,
+            self.remember_device_hint,
+        ):
+            self._set_row_visible(widget, not joining)
+        ok = self.buttons.button(QDialogButtonBox.StandardButton.Ok)
+        ok.setText({"join": "Join from database", "share": "Share to database"}.get(mode or "", "OK"))
+        self._on_provider_changed()
+        if joining:
+            for widget in (self.flavor, self.sandbox_url, self.auth_method, self.scopes, self.pkce):
+                self._set_row_visible(widget, False)
+
+    def _db_problem(self, mode: str) -> str | None:
+        name = self.name.text().strip()
+        try:
+            if mode == "join":
+                if not ACCOUNT_NAME.fullmatch(name):
+                    raise UsageError(f"invalid account name {name!r}")
+                if name in self.taken_names:
+                    raise UsageError(f"an account named {name!r} already exists")
+            else:
+                assert self.existing is not None
+                local = self._build(store=self.existing.store).validate()
+                if local != self.existing or self.secret.text():
+                    return (
+                        "Save your other changes first (OK with the current token store), then "
+                        "choose postgres to share this account."
+                    )
+        except UsageError as exc:
+            return dialog_text(str(exc), name)
+        return self.db.problem()
+
+    def _start_db_action(self) -> None:
+        self.working = True
+        self.buttons.button(QDialogButtonBox.StandardButton.Ok).setEnabled(False)
+        self.store.setEnabled(False)
+        name = self.existing.name if self.existing is not None else self.name.text().strip()
+        self.db.run(name, lambda: QDialog.accept(self), self._db_action_failed)
+
+    @property
+    def key_dialog(self) -> KeyDialog | None:
+        """The share's key, shown once (the dialog closes when this one does)."""
+        return self.db.key_dialog
+
+    def _db_action_failed(self, message: str) -> None:
+        self.working = False
+        self.store.setEnabled(True)
+        self.error.setText(message)
+        self.buttons.button(QDialogButtonBox.StandardButton.Ok).setEnabled(True)
+
     # -- validation -------------------------------------------------------------------------
     @Slot()
     def validate(self) -> bool:
@@ -249,9 +358,18 @@ class AccountDialog(QDialog):
             self.touched = True  # called from a change signal: the user is filling the form
         problem: str | None = None
         account: Account | None = None
+        mode = self.db_mode()
+        if mode in ("join", "share"):
+            problem = self._db_problem(mode)
+            self._hints()
+            self._account = None
+            self.error.setText(problem if problem and self.touched else "")
+            ok = self.buttons.button(QDialogButtonBox.StandardButton.Ok)
+            ok.setEnabled(problem is None and not self.working)
+            return problem is None
         try:
             account = self._build().validate()
-            providers.check_callback_url(account.callback_url, account.provider)
+            AccountManager.check_entry(account, self.existing)  # core's rules for typed values
             if self.existing is None and account.name in self.taken_names:
                 raise UsageError(f"an account named {account.name!r} already exists")
             if account.provider != "custom":
@@ -264,11 +382,6 @@ class AccountDialog(QDialog):
             if self._needs_secret() and not secret and self.existing is None:
                 where = STORE_PLACES.get(account.store, "its token store")
                 raise UsageError(f"Enter the app's secret (kept in {where}, never shown again).")
-            if not account.client_id.isascii():
-                raise UsageError(
-                    "The app key has characters that are not plain letters or digits: "
-                    "copy it again from the developer portal."
-                )
         except UsageError as exc:
             problem = dialog_text(str(exc), self.name.text().strip())
             account = None
@@ -305,17 +418,29 @@ class AccountDialog(QDialog):
 
     # -- results ----------------------------------------------------------------------------
     def account(self) -> Account | None:
-        return self._account
+        """What to add or save; None after a join or share (done here, through the controller)."""
+        return None if self.db_mode() in ("join", "share") else self._account
 
     def secret_value(self) -> str | None:
         """The newly typed secret (None: keep the stored one). Read once, then the field is cleared."""
-        value = self.secret.text() if self._needs_secret() else ""
+        value = self.secret.text() if self._needs_secret() and self.db_mode() is None else ""
         return value or None
+
+    def reject(self) -> None:
+        # Not while a share runs: its key is shown once, by this dialog; closed now, it would
+        # be lost and the shared tokens unreadable everywhere else.
+        if not self.working:
+            super().reject()
 
     def accept(self) -> None:
         self.touched = True
-        if self.validate():
-            super().accept()
+        if self.working or not self.validate():
+            return
+        mode = self.db_mode()
+        if mode in ("join", "share"):
+            self._start_db_action()
+            return
+        super().accept()
 
 
 def _set_quietly(line: QLineEdit, text: str) -> None:
@@ -331,6 +456,7 @@ STORE_PLACES = {
     "file": "a private file (0600) in tdgui's folder",
     "sql": "tdgui's SQLite file",
     "memory": "this app's memory until it quits",
+    "postgres": "the shared database, encrypted",
 }
 
 

@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, Signal, Slot
 from PySide6.QtWidgets import QWidget
 
 from tdgui.core.accounts import EditResult
 from tdgui.core.config import Account
+from tdgui.core.db_setup import ConnectionCheck, plain_error
 from tdgui.core.errors import LoginRequired, TdguiError
 from tdgui.core.login_outcome import DEFAULT_LOGIN_TIMEOUT, LoginResult
 from tdgui.core.logs import SECRETS
@@ -26,6 +29,9 @@ from tdgui.core.tokens import TokenTimes
 from tdgui.qt.login.hooks import TestHooks
 from tdgui.qt.login.parent import LoginProcess
 from tdgui.qt.worker import run_in_background
+
+if TYPE_CHECKING:
+    from tdgui.core.sharing import DbChoice
 
 log = logging.getLogger(__name__)
 
@@ -299,6 +305,87 @@ class Controller(QObject):
 
     def _on_save_failed(self, error: BaseException) -> None:
         self.account_saved.emit(False, error_text(error))
+
+    # -- shared accounts (postgres) ------------------------------------------------------
+    def test_db(
+        self,
+        url: str,
+        password: str | None,
+        allow_insecure: bool,
+        on_done: Callable[[ConnectionCheck], None],
+        *,
+        context: QObject | None = None,
+    ) -> None:
+        """Core's connection test off the GUI thread; `on_done` gets its plain-words result."""
+        from tdgui.core.db_setup import check_connection
+
+        run_in_background(
+            lambda: check_connection(url, password, allow_insecure=allow_insecure),
+            on_done,
+            lambda error: on_done(ConnectionCheck(False, "other", error_text(error))),
+            context=context or self,
+        )
+
+    def test_account_db(
+        self, name: str, on_done: Callable[[ConnectionCheck], None], *, context: QObject | None = None
+    ) -> None:
+        """The connection test of a shared account, with the password this machine keeps."""
+        from tdgui.core.db_setup import check_account_connection
+
+        run_in_background(
+            lambda: check_account_connection(self.service, name),
+            on_done,
+            lambda error: on_done(ConnectionCheck(False, "other", error_text(error))),
+            context=context or self,
+        )
+
+    def share_account(
+        self,
+        name: str,
+        choice: DbChoice,
+        on_done: Callable[[str], None],
+        on_error: Callable[[str], None],
+        *,
+        context: QObject | None = None,
+    ) -> None:
+        """Move a local account into the database (core.sharing.share); `on_done(key text)`."""
+        from tdgui.core.sharing import share
+
+        def done(key: str) -> None:
+            on_done(key)
+            self._on_saved(name, f"Shared account {name} to the database.")
+
+        run_in_background(
+            lambda: share(self.service, name, choice).encode(),
+            done,
+            lambda error: on_error(plain_error(error, name) or error_text(error)),
+            context=context or self,
+        )
+
+    def join_account(
+        self,
+        name: str,
+        choice: DbChoice,
+        key_text: str,
+        on_done: Callable[[Account], None],
+        on_error: Callable[[str], None],
+        *,
+        context: QObject | None = None,
+    ) -> None:
+        """Create `name` here from its records in the database (core.sharing.join)."""
+        from tdgui.core.record_crypto import RecordKey
+        from tdgui.core.sharing import join
+
+        def done(account: Account) -> None:
+            on_done(account)
+            self._on_saved(name, f"Joined account {name} from the database.")
+
+        run_in_background(
+            lambda: join(self.service, name, choice, RecordKey.parse(key_text.strip())),
+            done,
+            lambda error: on_error(plain_error(error, name) or error_text(error)),
+            context=context or self,
+        )
 
     # -- helpers for dialogs ----------------------------------------------------------------
     def parent_widget(self) -> QWidget | None:

@@ -290,7 +290,7 @@ class MainWindow(QMainWindow):
 
     @Slot()
     def open_add_dialog(self) -> AccountDialog:
-        dialog = AccountDialog(self, taken_names=tuple(self.controller.names))
+        dialog = AccountDialog(self, taken_names=tuple(self.controller.names), controller=self.controller)
         return self._open_dialog(dialog, replace=False)
 
     @Slot()
@@ -305,7 +305,8 @@ class MainWindow(QMainWindow):
         except Exception as exc:  # a damaged config is reported, not raised from a slot
             QMessageBox.warning(self, "tdgui", error_text(exc))
             return None
-        return self._open_dialog(AccountDialog(self, existing=account), replace=True)
+        dialog = AccountDialog(self, existing=account, controller=self.controller)
+        return self._open_dialog(dialog, replace=True)
 
     def _open_dialog(self, dialog: AccountDialog, *, replace: bool) -> AccountDialog:
         self.account_dialog = dialog

@@ -217,7 +217,7 @@ class StatusView(QWidget):
             self.last_refresh.setText(
                 f"{fmt_time(status.last_refresh_at)}: failed: {status.last_error or ''}"
             )
-        self.store.setText(STORE_TEXT.get(status.store, status.store))
+        self.store.setText(status.store_place or STORE_TEXT.get(status.store, status.store))
         self.refresh_button.setEnabled(not self.busy and self._can_refresh())
 
     # -- countdowns -------------------------------------------------------------------------
