@@ -95,6 +95,8 @@ def control_endpoint(
                 None if data.get("retry_after") is None else float(data["retry_after"]),
                 float(data.get("hang_seconds", 30)),
             )
+        elif path == CONTROL_PREFIX + "page-fault":
+            state.faults.add_page(str(data.get("kind")), int(data.get("count", 1)))
         elif path == CONTROL_PREFIX + "clear-faults":
             state.faults.clear()
         elif path == CONTROL_PREFIX + "reset-stats":
