@@ -32,7 +32,9 @@ def test_app_not_ready_page_is_a_401_whitelabel_page_once(server: SandboxServer)
 
 
 def test_callback_mismatch_page(server: SandboxServer) -> None:
-    assert control(server, "/_sandbox/page-fault", {"kind": "callback_mismatch", "count": 2}).status_code == 200
+    assert (
+        control(server, "/_sandbox/page-fault", {"kind": "callback_mismatch", "count": 2}).status_code == 200
+    )
     for _ in range(2):
         page = authorize_page(server)
         assert page.status_code == 400
@@ -41,7 +43,9 @@ def test_callback_mismatch_page(server: SandboxServer) -> None:
 
 
 def test_page_faults_need_the_run_secret_and_a_known_kind(server: SandboxServer) -> None:
-    assert control(server, "/_sandbox/page-fault", {"kind": "app_not_ready"}, secret="guess").status_code == 403
+    assert (
+        control(server, "/_sandbox/page-fault", {"kind": "app_not_ready"}, secret="guess").status_code == 403
+    )
     assert authorize_page(server).status_code == 200  # nothing was queued
     bad = control(server, "/_sandbox/page-fault", {"kind": "teapot"})
     assert bad.status_code == 400 and "unknown page fault" in bad.text
