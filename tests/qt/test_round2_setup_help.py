@@ -23,6 +23,8 @@ from tdgui.qt.main_window import MainWindow
 from tdgui.qt.setup_help import SetupHelp
 from tdgui.sandbox import SandboxServer
 
+from .test_round2_accessibility import nameless
+
 
 def make_window(qtbot: QtBot, controller: Controller) -> MainWindow:
     win = MainWindow(controller)
@@ -133,6 +135,7 @@ def test_setup_help_from_the_account_dialog_and_the_welcome_page(
             assert fact in text, fact
         assert help_window.callback.text() == "https://127.0.0.1:8765/"
         assert not help_window.problem_label.isVisible()  # no failure yet, nothing to explain
+        assert nameless(help_window) == []
         help_window.portal_button.click()
         help_window.steps.linkActivated.emit("https://developer.schwab.com")
         assert recorder.urls == [SCHWAB_APPS_URL, "https://developer.schwab.com"]
