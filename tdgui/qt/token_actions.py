@@ -40,8 +40,11 @@ CLEAR_AFTER_MS = 30_000
 EXPORT_FORMATS = (("schwab-py", "schwab-py (client_from_token_file)"), ("tda-api", "tda-api (legacy)"))
 
 
-def snippets(name: str, export_path: str | None = None) -> str:
-    """The exact lines a script uses for account `name` (README, "Using a token in scripts")."""
+def snippets(name: str, export_path: str | None = None, app_key: str | None = None) -> str:
+    """The exact lines a script uses for account `name` (README, "Using a token in scripts").
+
+    The app key is not a secret and is filled in; the app secret never is (the script has its own).
+    """
     path = export_path or "/path/to/token.json"
     return (
         "# In a shell: print a valid access token (refreshed if due)\n"
@@ -53,7 +56,9 @@ def snippets(name: str, export_path: str | None = None) -> str:
         "\n"
         "# schwab-py, from a token file exported here (keep it synced)\n"
         "import schwab\n"
-        f'client = schwab.auth.client_from_token_file("{path}", "APP_KEY", "APP_SECRET")\n'
+        "client = schwab.auth.client_from_token_file(\n"
+        f'    token_path="{path}", api_key="{app_key or "APP_KEY"}", app_secret="APP_SECRET"\n'
+        ")\n"
     )
 
 
@@ -201,8 +206,12 @@ class TokenActions(QWidget):
         self._render_script()
 
     def _render_script(self) -> None:
-        if self.name is not None:
-            self.script.setPlainText(snippets(self.name, self.last_export or self._synced_export()))
+        if self.name is None:
+            return
+        account = self.controller.service.config.find(self.name)
+        schwab_style = account is not None and "schwab" in (account.provider, account.flavor)
+        app_key = account.client_id if account is not None and schwab_style else None
+        self.script.setPlainText(snippets(self.name, self.last_export or self._synced_export(), app_key))
 
     def _synced_export(self) -> str | None:
         if self.name is None:

@@ -18,6 +18,7 @@ from PySide6.QtWidgets import QApplication, QDialog
 from pytestqt.qtbot import QtBot
 
 from tdgui.core.config import Config
+from tdgui.core.providers import SANDBOX_SCHWAB_CLIENT_ID
 from tdgui.core.service import TokenService
 from tdgui.qt.controller import Controller
 from tdgui.qt.main_window import MainWindow
@@ -187,5 +188,6 @@ def test_snippet_panel_shows_the_account_name(
     text = actions.script.toPlainText()
     assert "tdgui token my-broker" in text
     assert 'import tdgui\nsession = tdgui.session("my-broker")' in text
-    assert "schwab.auth.client_from_token_file(" in text
+    assert "schwab.auth.client_from_token_file(" in text and 'app_secret="APP_SECRET"' in text
     assert "/path/to/token.json" in text  # nothing exported yet
+    assert f'api_key="{SANDBOX_SCHWAB_CLIENT_ID}"' in text  # the app key is no secret
