@@ -18,6 +18,8 @@ from PySide6.QtWidgets import QApplication, QDialog
 from pytestqt.qtbot import QtBot
 
 from tdgui.core.config import Config
+from tdgui.core.environment import Environment
+from tdgui.core.ops import ChildOps
 from tdgui.core.providers import SANDBOX_SCHWAB_CLIENT_ID
 from tdgui.core.service import TokenService
 from tdgui.qt.controller import Controller
@@ -124,7 +126,7 @@ def run_cli_export(config: Path, name: str, fmt: str, out: Path) -> None:
     assert done.returncode == 0, done.stderr
 
 
-def test_export_from_the_window_is_tdgui_export(
+def test_copy_and_export_through_the_ops_child_as_tdgui_export(
     qtbot: QtBot,
     isolated_config: Path,
     tmp_path: Path,
@@ -139,10 +141,15 @@ def test_export_from_the_window_is_tdgui_export(
     pending = service.begin_login("alpha")
     ca = isolated_config / "sandbox" / "ca.pem"
     service.finish_login(pending, login_with_requests(pending.url, ca))
-    controller = Controller(service)
+    # As the desktop app runs it: every token operation in a `tdgui --ops-child` process.
+    ops = ChildOps(Environment.from_os(), lead=lambda: service.lead)
+    controller = Controller(service, ops=ops)
     try:
         window = make_window(qtbot, controller)
         actions = window.token_actions
+        assert controller.ops("alpha") is ops
+        stored = service.read_tokens(service.account("alpha"))
+        assert stored is not None and copied_token(qtbot, actions) == stored.access_token
         for fmt in ("schwab-py", "tda-api"):
             ours, theirs = tmp_path / f"window-{fmt}.json", tmp_path / f"cli-{fmt}.json"
             dialog = actions.open_export()
