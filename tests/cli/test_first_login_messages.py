@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import requests
@@ -18,7 +19,7 @@ from tdgui.core.first_login import EXPLANATIONS, TDA_RETIRED, SetupProblem
 from tdgui.sandbox import SandboxServer
 from tdgui.sandbox.driver import login_with_requests
 
-from .test_cli import PY, env_with, ok
+from .test_cli import PY, env_with, ok, tdgui
 
 NOT_READY = EXPLANATIONS[SetupProblem.APP_NOT_READY].headline
 MISMATCH = EXPLANATIONS[SetupProblem.CALLBACK_MISMATCH].headline
@@ -146,3 +147,26 @@ def test_td_ameritrade_login_failure_says_the_api_is_retired() -> None:
     assert result.returncode == 1
     line = one_line(result)
     assert TDA_RETIRED in line and "May 2024" in line
+
+
+def test_browser_login_that_never_returns_says_what_the_page_may_mean(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    """`--browser`: the browser shows the Whitelabel page, no callback comes, the wait ends."""
+    add_account(sandbox, "web")
+    control(sandbox, "/_sandbox/page-fault", {"kind": "app_not_ready"})
+    seen = tmp_path / "status"
+    browser = tmp_path / "browser"
+    browser.write_text(
+        f"#!{PY}\n"
+        "import sys, requests\n"
+        f"r = requests.get(sys.argv[1], verify={ca()!r}, timeout=10)\n"
+        f"open({str(seen)!r}, 'w').write(str(r.status_code))\n"
+    )
+    browser.chmod(0o700)
+    result = tdgui("login", "web", "--browser", "--timeout", "3", env=env_with(BROWSER=str(browser)))
+    assert result.returncode == 1
+    assert seen.read_text() == "401"
+    line = result.stderr.strip().splitlines()[-1]
+    assert "no redirect reached" in line and "If the login stopped on Schwab's page" in line
+    assert NOT_READY in line and MISMATCH in line
