@@ -9,7 +9,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from tdgui.cli.output import open_browser_announcing, print_status, say, valid_until
-from tdgui.core.errors import UsageError
+from tdgui.core import first_login
+from tdgui.core.errors import TdguiError, UsageError
 from tdgui.core.root import Core
 
 if TYPE_CHECKING:
@@ -70,7 +71,7 @@ def _add_account(core: Core, args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_login(core: Core, args: argparse.Namespace) -> int:
+def _login(core: Core, args: argparse.Namespace) -> int:
     service = core.service
     if args.manual:
         from tdgui.core import flow
@@ -86,6 +87,8 @@ def cmd_login(core: Core, args: argparse.Namespace) -> int:
         line = sys.stdin.readline().strip()
         if not line:
             raise UsageError("no redirect URL was read from standard input")
+        if first_login.stopped_at_broker(line, pending.url):
+            raise UsageError(first_login.stopped_at_broker_advice())
         if not flow.matches_callback(line, pending.redirect_uri):
             # Not the callback at all (not a URL, another host, port or path): a usage error.
             # A callback that does not complete the login (wrong state, denied) stays exit 1.
@@ -100,6 +103,24 @@ def cmd_login(core: Core, args: argparse.Namespace) -> int:
         tokens = service.browser_login(args.name, open_browser_announcing, timeout=args.timeout)
     say(f"logged in to {args.name}; access token valid {valid_until(tokens.access_expires_at)}")
     return 0
+
+
+def cmd_login(core: Core, args: argparse.Namespace) -> int:
+    """`tdgui login`; a first login's known setup failures also get their plain explanation."""
+    try:
+        return _login(core, args)
+    except TdguiError as exc:
+        if isinstance(exc, UsageError):
+            raise  # the command line itself was wrong: nothing about the broker to explain
+        try:
+            provider: str | None = core.service.account(args.name).provider
+        except TdguiError:
+            provider = None
+        hint = first_login.login_hint(str(exc), provider=provider)
+        if hint is not None and hint not in str(exc):
+            # Same error, same exit code; the explanation joins its one line (errors stay one line).
+            exc.args = (f"{exc}. {hint}",)
+        raise
 
 
 def cmd_status(core: Core, args: argparse.Namespace) -> int:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from enum import Enum
 
 from tdgui.core.errors import AccessDenied, ProviderError, TdguiError
+from tdgui.core.first_login import explain, recognise_error
 from tdgui.core.logs import SECRETS
 from tdgui.core.text import fmt_duration, fmt_time
 from tdgui.core.tokens import TokenTimes
@@ -65,6 +66,13 @@ def classify_error(error: BaseException) -> tuple[LoginOutcome, str]:
     """The outcome and user message of a failed code exchange (or system-browser login)."""
     if isinstance(error, AccessDenied):
         return LoginOutcome.DENIED, DENIED_MESSAGE
+    if isinstance(error, TdguiError):
+        # A first login's known setup failures are said in plain words (issue 14, build 2):
+        # a "network" problem that is really an app not ready yet must not send the user
+        # looking at their connection.
+        problem = recognise_error(str(error))
+        if problem is not None:
+            return LoginOutcome.FAILED, explain(problem).message
     if isinstance(error, ProviderError):
         return LoginOutcome.NETWORK, f"The provider could not be reached: {error}. Nothing was changed."
     if isinstance(error, TdguiError):

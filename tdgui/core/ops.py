@@ -20,6 +20,7 @@ import sys
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import asdict
+from pathlib import Path
 from typing import IO, Any, Protocol
 
 from tdgui.core import errors
@@ -76,6 +77,8 @@ class TokenOps(Protocol):
     def add_account(self, account: Account, secret: str | None) -> None: ...
     def edit_account(self, account: Account, secret: str | None) -> EditResult: ...
     def remove_account(self, name: str) -> None: ...
+    def access_token(self, name: str) -> str: ...
+    def export(self, name: str, fmt: str, path: str, *, keep_synced: bool) -> None: ...
 
 
 class InProcessOps:
@@ -115,6 +118,14 @@ class InProcessOps:
 
     def remove_account(self, name: str) -> None:
         self.accounts.remove(name)
+
+    def access_token(self, name: str) -> str:
+        """A valid access token, refreshed if due (what `tdgui token NAME` prints)."""
+        return self.service.get_token(name).access_token
+
+    def export(self, name: str, fmt: str, path: str, *, keep_synced: bool) -> None:
+        """What `tdgui export` does: the same core call, the same file and registration."""
+        self.service.export(name, fmt, Path(path), keep_synced=keep_synced)
 
 
 def tdgui_command() -> list[str]:
@@ -197,6 +208,14 @@ class ChildOps:
     def remove_account(self, name: str) -> None:
         self._run("remove_account", {"name": name})
 
+    def access_token(self, name: str) -> str:
+        token = str(self._run("access_token", {"name": name}))
+        SECRETS.add(token)
+        return token
+
+    def export(self, name: str, fmt: str, path: str, *, keep_synced: bool) -> None:
+        self._run("export", {"name": name, "format": fmt, "path": path, "keep_synced": keep_synced})
+
 
 def _communicate(
     proc: subprocess.Popen[str], request: str, cancel: threading.Event | None
@@ -270,6 +289,12 @@ def _perform(ops: InProcessOps, op: str, args: Mapping[str, Any]) -> Any:
         return {"moved": result.moved, "dropped": result.dropped}
     if op == "remove_account":
         ops.remove_account(str(args["name"]))
+        return None
+    if op == "access_token":
+        return ops.access_token(str(args["name"]))
+    if op == "export":
+        keep = bool(args["keep_synced"])
+        ops.export(str(args["name"]), str(args["format"]), str(args["path"]), keep_synced=keep)
         return None
     raise errors.UsageError(f"unknown operation {op!r}")
 

@@ -14,6 +14,7 @@ from PySide6.QtWidgets import (
     QFormLayout,
     QLabel,
     QLineEdit,
+    QPushButton,
     QVBoxLayout,
     QWidget,
 )
@@ -131,6 +132,9 @@ class AccountDialog(QDialog):
         form.addRow("Emulates:", self.flavor)
         form.addRow("Sandbox URL:", self.sandbox_url)
         form.addRow("App key (client id):", self.client_id)
+        self.setup_help_button = QPushButton("How do I get an app key?", self)
+        self.setup_help_button.clicked.connect(self.open_setup_help)
+        form.addRow("", self.setup_help_button)
         form.addRow("", self.client_id_hint)
         form.addRow("Secret:", self.secret)
         form.addRow("", self.secret_hint)
@@ -182,6 +186,14 @@ class AccountDialog(QDialog):
         self._ready = True
 
     # -- state ------------------------------------------------------------------------------
+    def open_setup_help(self) -> QWidget:
+        """The guided Schwab setup beside this dialog (tdgui.qt.setup_help)."""
+        from tdgui.qt.setup_help import open_setup_help
+
+        callback = self.callback.text()
+        self.setup_help = open_setup_help(self, provider=self.provider_name, callback_url=callback)
+        return self.setup_help
+
     def _load(self, account: Account) -> None:
         self.name.setText(account.name)
         self.name.setReadOnly(True)

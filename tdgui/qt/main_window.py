@@ -27,7 +27,9 @@ from tdgui.qt.account_dialog import AccountDialog
 from tdgui.qt.banner import Banner
 from tdgui.qt.controller import Controller, error_text
 from tdgui.qt.icons import app_icon, level_icon
+from tdgui.qt.setup_help import SetupHelpOnFailure, open_setup_help
 from tdgui.qt.status_view import StatusView
+from tdgui.qt.token_actions import TokenActions
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +102,14 @@ class MainWindow(QMainWindow):
         left_layout.addLayout(row)
         splitter = QSplitter(Qt.Orientation.Horizontal, self)
         splitter.addWidget(left)
-        splitter.addWidget(self.stack)
+        # Copy / export / script snippets under the status view (issue 14, build 3).
+        self.token_actions = TokenActions(controller, self)
+        right = QWidget(self)
+        right_layout = QVBoxLayout(right)
+        right_layout.setContentsMargins(0, 0, 0, 0)
+        right_layout.addWidget(self.stack, 1)
+        right_layout.addWidget(self.token_actions)
+        splitter.addWidget(right)
         splitter.setStretchFactor(1, 1)
         central = QWidget(self)
         layout = QVBoxLayout(central)
@@ -121,6 +130,7 @@ class MainWindow(QMainWindow):
         controller.refresh_finished.connect(self._on_refresh_finished)
         controller.login_finished.connect(self._on_login_finished)
         controller.account_saved.connect(self._on_account_saved)
+        self.setup_help_on_failure = SetupHelpOnFailure(self, controller)
         self._on_statuses()
 
     # -- construction -----------------------------------------------------------------------
@@ -133,9 +143,12 @@ class MainWindow(QMainWindow):
         self.try_sandbox_button = QPushButton("Try the sandbox", page)
         self.welcome_add_button.clicked.connect(self.open_add_dialog)
         self.try_sandbox_button.clicked.connect(self.sandbox_requested)
+        self.setup_help_button = QPushButton("How do I set up a Schwab app?", page)
+        self.setup_help_button.clicked.connect(lambda: open_setup_help(self))
         buttons = QHBoxLayout()
         buttons.addWidget(self.welcome_add_button)
         buttons.addWidget(self.try_sandbox_button)
+        buttons.addWidget(self.setup_help_button)
         buttons.addStretch(1)
         layout = QVBoxLayout(page)
         layout.addWidget(text)
@@ -210,6 +223,7 @@ class MainWindow(QMainWindow):
         self._on_selection()
         empty = controller.loaded and not controller.statuses and controller.load_error is None
         self.stack.setCurrentWidget(self.welcome if empty else self.status_view)
+        self.token_actions.setVisible(not empty)
         if controller.load_error:
             self.statusBar().showMessage(controller.load_error)
         has = self.selected_name() is not None
@@ -230,6 +244,7 @@ class MainWindow(QMainWindow):
         name = self.selected_name()
         status = self.controller.statuses.get(name) if name else None
         self.status_view.set_status(status)
+        self.token_actions.set_account(name)
         if name is not None:
             self.status_view.set_busy(name in self.controller.refreshing)
             message = self._messages.get(name)

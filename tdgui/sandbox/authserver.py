@@ -24,7 +24,7 @@ from tdgui.sandbox import pages
 from tdgui.sandbox.clients import TDA_FULL_CLIENT_ID
 from tdgui.sandbox.controls import CONTROL_PREFIX, control_endpoint
 from tdgui.sandbox.errors import OAuthError, PageError
-from tdgui.sandbox.faults import serve_fault
+from tdgui.sandbox.faults import serve_fault, serve_page_fault
 from tdgui.sandbox.model import (
     DEMO_PASSWORD,
     DEMO_USER,
@@ -129,6 +129,11 @@ class AuthServer:
         state = self.state
         try:
             if method == "GET":
+                page_fault = state.faults.take_page()
+                if page_fault is not None:
+                    state.count("faults_served")
+                    serve_page_fault(handler, page_fault)
+                    return
                 params = single_values(parse_qs(query, keep_blank_values=True))
                 request = check_authorize(flavor, params)
                 handler.send_html(200, pages.login_page(flavor, path, request.hidden_fields(), error=None))

@@ -65,8 +65,8 @@ def authorized(handler: Handler, secret: str) -> bool:
 def control_endpoint(
     state: State, secret: str, handler: Handler, method: str, path: str, body: bytes
 ) -> None:
-    """Answer one request under /_sandbox/: stats, fault, clear-faults, reset-stats, advance-clock,
-    answer-delay."""
+    """Answer one request under /_sandbox/: stats, fault, page-fault, clear-faults, reset-stats,
+    advance-clock, answer-delay."""
     if handler.client_address[0] not in _LOCAL_ADDRESSES:
         handler.send_text(403, "sandbox controls answer only 127.0.0.1")
         return
@@ -95,6 +95,8 @@ def control_endpoint(
                 None if data.get("retry_after") is None else float(data["retry_after"]),
                 float(data.get("hang_seconds", 30)),
             )
+        elif path == CONTROL_PREFIX + "page-fault":
+            state.faults.add_page(str(data.get("kind")), int(data.get("count", 1)))
         elif path == CONTROL_PREFIX + "clear-faults":
             state.faults.clear()
         elif path == CONTROL_PREFIX + "reset-stats":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -23,7 +24,13 @@ FAULT_KINDS = (
     "invalid_grant",
     "invalid_client",
     "refresh_token_authentication_error",
+    # A first login's setup failures, as Schwab answers them (docs/providers.md, "First setup"):
+    "app_not_ready",  # 401 Whitelabel Error Page HTML (Schwabdev #33, schwab-py #50)
+    "access_denied_page",  # 403 "Access Denied" HTML from the CDN (Schwabdev #61)
+    "wrong_secret",  # 401 invalid_client "Unauthorized" on the code exchange (go-schwab/trader #26)
 )
+#: Faults of the authorize page (the first request of a login in the browser or login window).
+PAGE_FAULT_KINDS = ("app_not_ready", "callback_mismatch")
 STAT_NAMES = (
     "token_requests",
     "code_exchanges",
@@ -62,6 +69,7 @@ class FaultQueue:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._faults: list[Fault] = []
+        self._page_faults: list[Fault] = []
         self._answer_delay = 0.0
 
     @property
@@ -93,6 +101,27 @@ class FaultQueue:
     def clear(self) -> None:
         with self._lock:
             self._faults.clear()
+            self._page_faults.clear()
+
+    def add_page(self, kind: str, count: int = 1) -> None:
+        """Answer the next `count` authorize page requests (GET) with the page fault `kind`."""
+        if kind not in PAGE_FAULT_KINDS:
+            raise ValueError(f"unknown page fault {kind!r}; one of {', '.join(PAGE_FAULT_KINDS)}")
+        if count < 1:
+            raise ValueError("count must be at least 1")
+        with self._lock:
+            self._page_faults.append(Fault(kind, count, None, 0.0))
+
+    def take_page(self) -> str | None:
+        """The page fault for this authorize request, or None to answer normally."""
+        with self._lock:
+            if not self._page_faults:
+                return None
+            fault = self._page_faults[0]
+            fault.remaining -= 1
+            if fault.remaining <= 0:
+                self._page_faults.pop(0)
+            return fault.kind
 
     def take(self) -> Fault | None:
         """The fault for this request (one of its `remaining`), or None to answer normally."""
@@ -130,6 +159,49 @@ def serve_fault(handler: Handler, fault: Fault, stopping: threading.Event) -> No
             b"<!doctype html><html><body><h1>Maintenance</h1>"
             b"<p>The service is down for maintenance (sandbox fault).</p></body></html>",
         )
+    elif kind == "app_not_ready":
+        handler.send_html(401, whitelabel_page(401, "Unauthorized"))
+    elif kind == "access_denied_page":
+        handler.send_html(403, ACCESS_DENIED_PAGE)
+    elif kind == "wrong_secret":
+        handler.send_json(401, {"error": "invalid_client", "error_description": "Unauthorized"})
     else:
         status = 401 if kind == "invalid_client" else 400
         handler.send_json(status, {"error": kind, "error_description": f"{kind} (sandbox fault)"})
+
+
+#: The CDN's refusal page, as Schwabdev #61 quotes it (the sandbox's host in the text).
+ACCESS_DENIED_PAGE = (
+    b"<HTML><HEAD>\n<TITLE>Access Denied</TITLE>\n</HEAD><BODY>\n<H1>Access Denied</H1>\n \n"
+    b"You don't have permission to access this server.<P>\n</BODY>\n</HTML>\n"
+)
+
+
+def whitelabel_page(status: int, reason: str) -> bytes:
+    """Spring Boot's fallback error page, which Schwab shows for an app not Ready For Use."""
+    stamp = time.strftime("%a %b %d %H:%M:%S UTC %Y", time.gmtime())
+    return (
+        "<html><body><h1>Whitelabel Error Page</h1>"
+        "<p>This application has no configured error view, so you are seeing this as a fallback.</p>"
+        f"<div id='created'>{stamp}</div>"
+        f"<div>There was an unexpected error (type={reason}, status={status}).</div>"
+        "</body></html>"
+    ).encode()
+
+
+#: The sandbox's page for a redirect URI that is not the app's registered callback. What
+#: Schwab itself shows then is unverified (Schwabdev #53 saw the login loop back instead).
+CALLBACK_MISMATCH_PAGE = (
+    b"<!doctype html><html><head><title>Error</title></head><body><h1>We are unable to log you in</h1>"
+    b"<p>invalid_request: the redirect_uri does not match the callback URL registered for this app"
+    b" (sandbox fault).</p></body></html>"
+)
+
+
+def serve_page_fault(handler: Handler, kind: str) -> None:
+    """Answer one authorize page request as the page fault `kind` says."""
+    LOG.info("serving page fault %s", kind)
+    if kind == "app_not_ready":
+        handler.send_html(401, whitelabel_page(401, "Unauthorized"))
+    else:
+        handler.send_html(400, CALLBACK_MISMATCH_PAGE)

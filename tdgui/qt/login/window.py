@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from tdgui.core import first_login
 from tdgui.core.login_outcome import CANCELLED_MESSAGE, CLOSED_MESSAGE, LoginOutcome, timeout_message
 from tdgui.core.logs import SECRETS
 from tdgui.core.navigation import NavigationPolicy, display_url
@@ -65,6 +66,7 @@ class LoginWindow(QWidget):
         self.pinned = False
         self.engine: tuple[str, str] | None = None
         self._cert_problem: str | None = None
+        self._error_status = 0
         self._request_guard: RequestGuard | None = None
         #: TEST ONLY, set by the login child from its honoured hooks (tdgui.qt.login.hooks)
         self.test_leaf: tuple[str, frozenset[str]] | None = None
@@ -252,6 +254,9 @@ class LoginWindow(QWidget):
         host = info.url().host() or "the login page"
         if info.errorDomain() == QWebEngineLoadingInfo.ErrorDomain.HttpStatusCodeDomain:
             self.message.setText(f"{host} answered HTTP {info.errorCode()}.")
+            self._error_status = info.errorCode()
+            if self.page is not None:  # a known first-setup failure ends here (first_login)
+                self.page.toPlainText(self._on_error_page_text)
             return
         if (
             info.errorDomain() == QWebEngineLoadingInfo.ErrorDomain.CertificateErrorDomain
@@ -268,6 +273,11 @@ class LoginWindow(QWidget):
             f"Could not load {host}: {info.errorString()} ({info.errorCode()}). "
             "Check your network connection; nothing was changed.",
         )
+
+    def _on_error_page_text(self, text: str) -> None:
+        problem = first_login.recognise_page(self._error_status, text)
+        if problem is not None and self.result is None:
+            self._end(LoginOutcome.FAILED, first_login.explain(problem).message)
 
     @Slot(str)
     def _on_blocked(self, url: str) -> None:
