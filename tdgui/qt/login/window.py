@@ -65,6 +65,7 @@ class LoginWindow(QWidget):
         self.pinned = False
         self.engine: tuple[str, str] | None = None
         self._cert_problem: str | None = None
+        self._page_focused = False
         self._request_guard: RequestGuard | None = None
         #: TEST ONLY, set by the login child from its honoured hooks (tdgui.qt.login.hooks)
         self.test_leaf: tuple[str, frozenset[str]] | None = None
@@ -257,6 +258,11 @@ class LoginWindow(QWidget):
             return
         status = info.status()
         if status == QWebEngineLoadingInfo.LoadStatus.LoadSucceededStatus:
+            if not self._page_focused and self.view is not None:
+                # The view's render widget exists only now: give it the keyboard (defect 10:
+                # the first focus was on a button, or the address line).
+                self._page_focused = True
+                self.view.setFocus(Qt.FocusReason.OtherFocusReason)
             self.page_loaded.emit(display_url(url_text(info.url())))
             return
         if status != QWebEngineLoadingInfo.LoadStatus.LoadFailedStatus:
