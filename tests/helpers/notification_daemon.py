@@ -57,7 +57,7 @@ class Dunst:
             self.xvfb.kill()
             raise RuntimeError("Xvfb did not start")
         self.env = {**os.environ, "DISPLAY": f":{number}"}
-        self.log = open(directory / "dunst.log", "wb")  # noqa: SIM115 - closed in stop()
+        self.log = open(directory / "dunst.log", "wb")
         self.proc = subprocess.Popen(
             ["dunst", "-config", str(directory / "dunstrc")],
             env=self.env,

@@ -41,7 +41,11 @@ def login(service: TokenService, sandbox: SandboxServer, name: str) -> None:
 
 
 def expiring_accounts(
-    service: TokenService, sandbox: SandboxServer, add: Callable[..., str], names: tuple[str, ...], left: float
+    service: TokenService,
+    sandbox: SandboxServer,
+    add: Callable[..., str],
+    names: tuple[str, ...],
+    left: float,
 ) -> ManualClock:
     """Log each account in, then move the clock to `left` seconds before their refresh tokens die."""
     clock = service.clock
@@ -86,7 +90,7 @@ def test_notification_action_opens_the_login_of_the_right_account(
     assert list(shell.controller.login_windows) == ["beta"]
     assert shell.controller.login_windows["beta"].name == "beta"
     menu = dunst.menu()
-    assert f"Log in now" in menu and f"[{sent['alpha']},{ACTION_LOGIN}]" in menu
+    assert "Log in now" in menu and f"[{sent['alpha']},{ACTION_LOGIN}]" in menu
     # The warning stays in the notification centre (resident, no expiry) after the action.
     assert dunst.displayed() == 2
     shell.shutdown()
@@ -182,7 +186,10 @@ def test_next_login_needed_in_window_and_tray(
 
 
 def test_keyboard_shortcuts_in_the_main_window(
-    qtbot: QtBot, service: TokenService, add_sandbox_account: Callable[..., str], login_direct: Callable[[str], None]
+    qtbot: QtBot,
+    service: TokenService,
+    add_sandbox_account: Callable[..., str],
+    login_direct: Callable[[str], None],
 ) -> None:
     add_sandbox_account("alpha")
     login_direct("alpha")
