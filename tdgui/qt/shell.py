@@ -184,7 +184,7 @@ class Shell(QObject):
 
     @Slot(str, str)
     def _on_desktop_action(self, name: str, action: str) -> None:
-        """ "Log in now" opens that account's login; a click on the notification, the window."""
+        """'Log in now' opens that account's login; a click on the notification, the window."""
         self.show_window()
         self.window.select(name)
         if action == ACTION_LOGIN:
