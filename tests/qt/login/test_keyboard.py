@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QApplication
 from pytestqt.qtbot import QtBot
@@ -20,6 +21,9 @@ from tdgui.qt.login.browser_wait import BrowserWaitWindow
 from tdgui.qt.login.prepare import prepare
 from tdgui.qt.login.protocol import ResultKind
 from tdgui.qt.login.window import LoginWindow
+from tdgui.sandbox import SandboxServer
+
+from .helpers import start_login
 
 
 def open_window(qtbot: QtBot, service: TokenService, name: str) -> LoginWindow:
@@ -86,3 +90,22 @@ def test_browser_wait_offers_the_link_and_escape_closes_it(qtbot: QtBot) -> None
     with qtbot.waitSignal(win.cancel_requested, timeout=5_000):
         qtbot.keyClick(win.copy_button, Qt.Key.Key_Escape)
     assert not win.isVisible()
+
+
+# The offscreen platform's way of saying it opened nothing: what this test is about.
+@pytest.mark.qt_log_ignore("does not support QPlatformServices::openUrl")
+def test_no_browser_opens_the_wait_window_offers_the_link(
+    qtbot: QtBot, service: TokenService, sandbox: SandboxServer, add_sandbox_account: Callable[..., str]
+) -> None:
+    """Through the real login child: "Log in with my browser instead" where no browser can start
+    (the offscreen platform opens no URL) shows the link to copy instead of failing silently."""
+    name = add_sandbox_account()
+    login = start_login(qtbot, service, name)
+    login.use_system_browser()
+    window = login.browser_window
+    assert window is not None
+    qtbot.waitUntil(lambda: window.link.text().startswith(sandbox.base_url), timeout=15_000)
+    assert "Could not start a web browser" in window.message.text()
+    with qtbot.waitSignal(login.finished, timeout=15_000):
+        qtbot.keyClick(window.copy_button, Qt.Key.Key_Escape)  # Escape: the browser login is cancelled
+    assert login.result is not None and login.result.outcome is LoginOutcome.CANCELLED
