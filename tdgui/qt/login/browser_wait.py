@@ -30,7 +30,6 @@ class BrowserWaitWindow(QWidget):
         self.link.setReadOnly(True)
         self.link.setObjectName("loginLink")
         self.link.setAccessibleName("Login link")
-        self.link.setPlaceholderText("the link appears when the login starts")
         self.copy_button = QPushButton("Copy link", self)
         self.copy_button.setEnabled(False)
         self.copy_button.clicked.connect(self.copy_link)
@@ -50,6 +49,8 @@ class BrowserWaitWindow(QWidget):
         layout.addWidget(self.hint)
         layout.addLayout(row)
         layout.addLayout(buttons)
+        for widget in (self.hint, self.link, self.copy_button):
+            widget.hide()  # until the link is known (show_url)
         self.resize(520, 160)
 
     def show_url(self, url: str, *, opened: bool) -> None:
@@ -57,6 +58,8 @@ class BrowserWaitWindow(QWidget):
         self.link.setText(url)
         self.link.setCursorPosition(0)
         self.copy_button.setEnabled(True)
+        for widget in (self.hint, self.link, self.copy_button):
+            widget.show()
         if not opened:
             self.message.setText("Could not start a web browser. Copy the link below into one to log in.")
             self.copy_button.setDefault(True)
