@@ -2,6 +2,7 @@
 # Installs the Debian packages tdgui needs (docs/platform.md) — only those missing,
 # so a developer's own desktop is left alone. Needs root (or sudo) only when something is missing.
 # postgresql: the tests start a private server from its binaries (tests/helpers/postgres.py).
+# dunst: a real notification daemon for the desktop-notification tests (tests/helpers/notification_daemon.py).
 set -euo pipefail
 pkgs=(
   libegl1 libgl1 libx11-6 libx11-xcb1 libxcomposite1 libxdamage1 libxext6 libxfixes3
@@ -13,6 +14,7 @@ pkgs=(
   libxkbcommon-x11-0 libxkbfile1
   xvfb xauth dbus-daemon gnome-keyring binutils desktop-file-utils
   postgresql
+  dunst
 )
 if ! command -v dpkg >/dev/null 2>&1; then
   echo "system-deps: not a Debian-like system; install the packages in docs/platform.md by hand" >&2

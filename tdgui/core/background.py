@@ -9,9 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import Enum
 
-from tdgui.core import schedule
 from tdgui.core.status import AccountPlan
-from tdgui.core.text import fmt_duration, fmt_time
+from tdgui.core.text import fmt_duration, fmt_when
 
 #: A single sleep never exceeds this: a laptop that slept through a deadline re-checks soon after
 #: waking even if no resume signal arrives. One wake-up an hour is not polling.
@@ -23,6 +22,10 @@ BACKOFF_START = 30.0
 BACKOFF_MAX = 900.0
 #: Wall clock and monotonic clock disagreeing by more than this means a clock jump or a suspend.
 JUMP_TOLERANCE = 30.0
+#: "Log in again soon" warnings: a day before the refresh token dies, and again an hour before
+#: (issue 14, build 4); the user sets both in the settings (Settings.login_warning_seconds).
+DEFAULT_FIRST_WARNING = 24 * 3600.0
+DEFAULT_SECOND_WARNING = 3600.0
 
 
 class NoticeKind(Enum):
@@ -39,13 +42,37 @@ class Notice:
     text: str
 
 
+@dataclass(frozen=True)
+class WarnPolicy:
+    """How long before a refresh token dies the user hears of it: each lead once, then at death.
+
+    `leads` are seconds before expiry, longest first; a lead of 0 or less is off.
+    """
+
+    leads: tuple[float, ...] = (DEFAULT_FIRST_WARNING, DEFAULT_SECOND_WARNING)
+
+    @classmethod
+    def of(cls, first: float, second: float) -> WarnPolicy:
+        """The user's two settings; one that is off (0) or repeats the other adds nothing."""
+        return cls(tuple(sorted({lead for lead in (float(first), float(second)) if lead > 0}, reverse=True)))
+
+    def stage(self, left: float) -> float | None:
+        """The warning `left` seconds before expiry falls in: the shortest lead not passed yet."""
+        passed = [lead for lead in self.leads if left <= lead]
+        return min(passed) if passed else None
+
+    def moments(self, expires_at: float) -> list[float]:
+        """When this refresh token's warnings are due: each lead before expiry, and expiry itself."""
+        return [expires_at - lead for lead in self.leads] + [expires_at]
+
+
 @dataclass
 class BackgroundState:
     """What the policy remembers between wake-ups: failures and retry times, notices given."""
 
     retry_at: dict[str, float] = field(default_factory=dict)
     failures: dict[str, int] = field(default_factory=dict)
-    notified: set[tuple[str, NoticeKind, float | None]] = field(default_factory=set)
+    notified: set[tuple[str, NoticeKind, float | None, float | None]] = field(default_factory=set)
 
     def succeeded(self, name: str) -> None:
         self.failures.pop(name, None)
@@ -73,14 +100,28 @@ def due(plans: list[AccountPlan], now: float, state: BackgroundState, busy: set[
     ]
 
 
-def next_wakeup(plans: list[AccountPlan], state: BackgroundState) -> float | None:
-    """The next moment anything is due (a refresh, after its backoff, or a warning); None: never."""
+def next_wakeup(
+    plans: list[AccountPlan],
+    state: BackgroundState,
+    now: float | None = None,
+    policy: WarnPolicy | None = None,
+) -> float | None:
+    """The next moment anything is due (a refresh, after its backoff, or a warning); None: never.
+
+    With `now`, the warnings are the policy's (the user's lead times); without it, the plan's
+    own default `warning_at`.
+    """
     moments = []
     for p in plans:
         if p.refresh_at is not None and not p.login_required:
             moments.append(max(p.refresh_at, state.retry_at.get(p.name, p.refresh_at)))
-        if p.warning_at is not None:
-            moments.append(p.warning_at)
+        if now is None:
+            if p.warning_at is not None:
+                moments.append(p.warning_at)
+        elif p.refresh_expires_at is not None and p.has_tokens:
+            ahead = [m for m in (policy or WarnPolicy()).moments(p.refresh_expires_at) if m > now]
+            if ahead:
+                moments.append(min(ahead))
     return min(moments) if moments else None
 
 
@@ -95,25 +136,31 @@ def clock_jump(armed_wall: float, armed_mono: float, now_wall: float, now_mono: 
     return drift if abs(drift) > JUMP_TOLERANCE else None
 
 
-def notices(plans: list[AccountPlan], now: float, state: BackgroundState) -> list[Notice]:
-    """One notice per account whose refresh token expires within the warning window or has expired,
-    each given once per (account, kind, expiry): a new login starts the count again."""
+def notices(
+    plans: list[AccountPlan], now: float, state: BackgroundState, policy: WarnPolicy | None = None
+) -> list[Notice]:
+    """One notice per account whose refresh token expires within a lead time of the policy or has
+    expired, each given once per (account, kind, expiry, lead): a new login starts the count
+    again, and the second lead (1 h) warns again after the first (24 h)."""
+    policy = policy or WarnPolicy()
     found = []
     for p in plans:
         if not p.has_tokens:
             continue
         left = None if p.refresh_expires_at is None else p.refresh_expires_at - now
+        stage = None if left is None else policy.stage(left)
         if p.login_required or (left is not None and left <= 0):
             kind, text = NoticeKind.EXPIRED, f"The refresh token of {p.name} has expired: log in again."
-        elif left is not None and left <= schedule.WARN_WINDOW:
+            stage = None
+        elif left is not None and stage is not None:
             kind = NoticeKind.EXPIRING
             text = (
                 f"The refresh token of {p.name} expires in {fmt_duration(left)} "
-                f"({fmt_time(p.refresh_expires_at)}): log in again to keep it working."
+                f"({fmt_when(p.refresh_expires_at)}): log in again to keep it working."
             )
         else:
             continue
-        key = (p.name, kind, p.refresh_expires_at)
+        key = (p.name, kind, p.refresh_expires_at, stage)
         if key in state.notified:
             continue
         state.notified.add(key)

@@ -233,6 +233,9 @@ class Settings:
     launch_at_login: bool = False
     refresh_lead_seconds: int = 300
     notifications: bool = True
+    #: "log in again soon" this long before the refresh token dies, and again (0: off) (issue 14)
+    login_warning_seconds: int = 24 * 3600
+    login_second_warning_seconds: int = 3600
 
     @classmethod
     def from_dict(cls, body: dict[str, Any]) -> Settings:

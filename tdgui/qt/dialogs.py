@@ -49,11 +49,34 @@ class SettingsDialog(QDialog):
         )
         self.notifications = QCheckBox("Warn me before a refresh token expires (and when it has)", self)
         self.notifications.setChecked(settings.notifications)
+        # "Log in again soon" lead times (issue 14): core's policy warns at each, then at expiry.
+        self.warn_first = QSpinBox(self)
+        self.warn_first.setObjectName("warnFirst")
+        self.warn_first.setAccessibleName("Warn this many hours before a login is needed")
+        self.warn_first.setRange(1, 7 * 24)
+        self.warn_first.setSuffix(" h")
+        self.warn_first.setValue(_hours(settings.login_warning_seconds, 1, 7 * 24))
+        self.warn_first.setToolTip(
+            "Schwab asks for a new login every 7 days; tdgui reminds you this long before."
+        )
+        self.warn_second = QSpinBox(self)
+        self.warn_second.setObjectName("warnSecond")
+        self.warn_second.setAccessibleName("Warn again this many hours before (0: no second warning)")
+        self.warn_second.setRange(0, 48)
+        self.warn_second.setSuffix(" h")
+        self.warn_second.setSpecialValueText("no second warning")
+        self.warn_second.setValue(_hours(settings.login_second_warning_seconds, 0, 48))
+        self.notifications.toggled.connect(self.warn_first.setEnabled)
+        self.notifications.toggled.connect(self.warn_second.setEnabled)
+        self.warn_first.setEnabled(settings.notifications)
+        self.warn_second.setEnabled(settings.notifications)
         form = QFormLayout()
         form.addRow(self.start_minimized)
         form.addRow(self.launch_at_login)
         form.addRow("Refresh access tokens this early:", self.lead)
         form.addRow(self.notifications)
+        form.addRow("Warn me before a login is needed:", self.warn_first)
+        form.addRow("And again:", self.warn_second)
         buttons = QDialogButtonBox(
             QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel, self
         )
@@ -71,7 +94,13 @@ class SettingsDialog(QDialog):
             launch_at_login=self.launch_at_login.isChecked(),
             refresh_lead_seconds=self.lead.value() * 60,
             notifications=self.notifications.isChecked(),
+            login_warning_seconds=self.warn_first.value() * 3600,
+            login_second_warning_seconds=self.warn_second.value() * 3600,
         )
+
+
+def _hours(seconds: int, low: int, high: int) -> int:
+    return max(low, min(high, round(seconds / 3600)))
 
 
 def web_engine_versions() -> tuple[str, str]:

@@ -162,7 +162,10 @@ class MainWindow(QMainWindow):
         self.action_login = QAction("&Log in...", self)
         self.action_login.triggered.connect(lambda: self._with_selected(self.open_login))
         self.action_refresh = QAction("&Refresh", self)
-        self.action_refresh.setShortcut(QKeySequence.StandardKey.Refresh)
+        # F5 and Ctrl+R both (StandardKey.Refresh is only one of them, per platform); Ctrl+L
+        # logs in (issue 14, defect 10: full keyboard use).
+        self.action_refresh.setShortcuts([QKeySequence("F5"), QKeySequence("Ctrl+R")])
+        self.action_login.setShortcut(QKeySequence("Ctrl+L"))
         self.action_refresh.triggered.connect(lambda: self._with_selected(self.controller.refresh))
         self.action_refresh_all = QAction("Refresh &all", self)
         self.action_refresh_all.triggered.connect(self.controller.refresh_all)

@@ -13,7 +13,7 @@ from PySide6.QtCore import QObject, Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QGuiApplication
 
 from tdgui.core import background
-from tdgui.core.background import BackgroundState, Notice, NoticeKind
+from tdgui.core.background import BackgroundState, Notice, NoticeKind, WarnPolicy
 from tdgui.core.clock import Clock
 from tdgui.core.errors import LoginRequired
 from tdgui.core.status import AccountPlan
@@ -55,6 +55,8 @@ class RefreshScheduler(QObject):
         self.state = BackgroundState()
         self.next_wakeup_at: float | None = None
         self.notifications_enabled = True
+        #: the user's "log in again soon" lead times (Settings; core decides with them)
+        self.warn_policy = WarnPolicy()
         self.jumps = 0
         #: refreshes this scheduler started and waits for
         self._mine: set[str] = set()
@@ -116,9 +118,9 @@ class RefreshScheduler(QObject):
         self._planning = False
         self.plan = plan
         now = self.clock.now()
-        for notice in background.notices(plan, now, self.state):
+        for notice in background.notices(plan, now, self.state, self.warn_policy):
             self._announce(notice)
-        self._arm(now, background.next_wakeup(plan, self.state))
+        self._arm(now, background.next_wakeup(plan, self.state, now, self.warn_policy))
         if self._plan_again:
             self._plan_again = False
             self.reschedule()
@@ -128,7 +130,8 @@ class RefreshScheduler(QObject):
         self._planning = False
         log.warning("could not plan the next refresh: %s", error_text(error))
         now = self.clock.now()
-        self._arm(now, background.next_wakeup(self.plan, self.state) or now + background.BACKOFF_START)
+        wakeup = background.next_wakeup(self.plan, self.state, now, self.warn_policy)
+        self._arm(now, wakeup or now + background.BACKOFF_START)
 
     def _arm(self, now: float, wakeup_at: float | None) -> None:
         self.next_wakeup_at = wakeup_at

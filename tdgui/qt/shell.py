@@ -9,6 +9,7 @@ from pathlib import Path
 from PySide6.QtCore import QObject, Signal, Slot
 from PySide6.QtWidgets import QApplication, QDialog
 
+from tdgui.core.background import WarnPolicy
 from tdgui.core.config import Settings, sandbox_account
 from tdgui.core.ops import TokenOps
 from tdgui.core.service import TokenService
@@ -16,6 +17,7 @@ from tdgui.qt import autostart
 from tdgui.qt.controller import Controller, error_text
 from tdgui.qt.dialogs import AboutDialog, SettingsDialog
 from tdgui.qt.main_window import MainWindow
+from tdgui.qt.notifications import ACTION_LOGIN, DesktopNotifier
 from tdgui.qt.scheduler import KIND_EXPIRED, RefreshScheduler
 from tdgui.qt.tray import Tray
 from tdgui.qt.worker import run_in_background, wait_for_idle
@@ -36,6 +38,11 @@ def start_sandbox(config_dir: Path) -> object:
         return SandboxServer(state, port=SANDBOX_DEFAULT_PORT).start()
     except UsageError:
         return SandboxServer(state, port=0).start()
+
+
+def warn_policy(settings: Settings) -> WarnPolicy:
+    """The user's "log in again soon" lead times, for core's policy."""
+    return WarnPolicy.of(settings.login_warning_seconds, settings.login_second_warning_seconds)
 
 
 class Shell(QObject):
@@ -64,7 +71,12 @@ class Shell(QObject):
         self.window = MainWindow(self.controller, open_add_on_first_run=open_add_on_first_run)
         self.scheduler = RefreshScheduler(self.controller, parent=self)
         self.scheduler.notifications_enabled = settings.notifications
+        self.scheduler.warn_policy = warn_policy(settings)
         self.tray = Tray(self.controller, parent=self)
+        #: freedesktop notifications with a "Log in now" action where a daemon runs (issue 14)
+        self.desktop = DesktopNotifier(parent=self)
+        #: each notified account's login time then: a later login ends its notification
+        self._notified_login: dict[str, float | None] = {}
         self.use_tray = Tray.available() if use_tray is None else use_tray
         self.window.hide_on_close = self.use_tray
         self.window.apply_settings(settings)
@@ -88,6 +100,9 @@ class Shell(QObject):
         scheduler.refreshed.connect(self._on_background_refresh)
         scheduler.notification.connect(self.notify)
         controller.account_saved.connect(self._on_account_saved)
+        self.desktop.action_invoked.connect(self._on_desktop_action)
+        self.desktop.failed.connect(self._on_desktop_failed)
+        controller.statuses_changed.connect(self._withdraw_settled)
 
     # -- lifecycle --------------------------------------------------------------------------
     def start(self, *, show: bool = True) -> None:
@@ -119,6 +134,7 @@ class Shell(QObject):
             return
         self._shut_down = True
         self.scheduler.stop()
+        self.desktop.close()
         self.controller.close_logins()
         self.tray.hide()
         self.window.hide_on_close = False
@@ -154,8 +170,35 @@ class Shell(QObject):
         """Tray message when there is a tray; always the in-window banner (one click opens the login)."""
         title = "tdgui: login required" if kind == KIND_EXPIRED else "tdgui: log in again soon"
         self.window.show_notice(name, text)
-        if self.use_tray:
+        if self.desktop.available():
+            status = self.controller.statuses.get(name)
+            self._notified_login[name] = None if status is None else status.login_at
+            self.desktop.notify(name, title, text, urgent=kind == KIND_EXPIRED)
+        elif self.use_tray:
             self.tray.notify(name, title, text)
+
+    @Slot(str, str, str)
+    def _on_desktop_failed(self, name: str, title: str, text: str) -> None:
+        if self.use_tray:
+            self.tray.notify(name, title, text)  # the daemon refused it: the balloon then
+
+    @Slot(str, str)
+    def _on_desktop_action(self, name: str, action: str) -> None:
+        """'Log in now' opens that account's login; a click on the notification, the window."""
+        self.show_window()
+        self.window.select(name)
+        if action == ACTION_LOGIN:
+            self.open_login(name)
+
+    @Slot()
+    def _withdraw_settled(self) -> None:
+        """An account logged in again (a new login time) or removed: its notification is over."""
+        statuses = self.controller.statuses
+        for name in list(self.desktop.by_account):
+            status = statuses.get(name)
+            if status is None or status.login_at != self._notified_login.get(name, status.login_at):
+                self._notified_login.pop(name, None)
+                self.desktop.withdraw(name)
 
     # -- dialogs ----------------------------------------------------------------------------
     @Slot()
@@ -187,6 +230,7 @@ class Shell(QObject):
         self.settings = settings
         self.service.lead = float(settings.refresh_lead_seconds)
         self.scheduler.notifications_enabled = settings.notifications
+        self.scheduler.warn_policy = warn_policy(settings)
         self.window.apply_settings(settings)
         self.scheduler.reschedule()
         self.controller.reload()

@@ -18,7 +18,7 @@ from PySide6.QtWidgets import (
 from tdgui.core.clock import Clock
 from tdgui.core.schedule import LEAD_FRACTION, WARN_WINDOW, AccountState
 from tdgui.core.service import AccountStatus
-from tdgui.core.text import fmt_duration, fmt_time
+from tdgui.core.text import fmt_duration, fmt_time, next_login_text
 
 COLOUR_VALID = "#2e7d32"
 COLOUR_SOON = "#f9a825"
@@ -116,6 +116,9 @@ class StatusView(QWidget):
         self.title = QLabel(self)
         self.title.setStyleSheet("font-size: 16pt; font-weight: bold;")
         self.state_label = QLabel(self)
+        #: "Next login needed: Tue 9 Dec 20:11" (issue 14, build 4)
+        self.next_login = QLabel(self)
+        self.next_login.setObjectName("nextLogin")
         self.access = Countdown("Access token", self)
         self.refresh_token = Countdown("Refresh token", self)
         self.last_refresh = QLabel("-", self)
@@ -158,6 +161,7 @@ class StatusView(QWidget):
         layout = QVBoxLayout(self)
         layout.addWidget(self.title)
         layout.addWidget(self.state_label)
+        layout.addWidget(self.next_login)
         layout.addWidget(tokens)
         layout.addLayout(buttons)
         layout.addWidget(self.message)
@@ -200,6 +204,7 @@ class StatusView(QWidget):
             self.title.setText("No account selected")
             self.state_label.clear()
             self.refresh_button.setEnabled(False)
+            self.next_login.clear()
             self.login_button.hide()
             return
         self.title.setText(f"{status.name}  ({status.provider})")
@@ -245,9 +250,12 @@ class StatusView(QWidget):
         else:
             self.refresh_token.show_expiry(status.refresh_expires_at, refresh_total, WARN_WINDOW, now)
         dying = status.refresh_expires_at is None or status.refresh_expires_at - now < LOGIN_AGAIN_WINDOW
-        needs_login = status.state is AccountState.LOGIN_REQUIRED or dying
+        required = status.state is AccountState.LOGIN_REQUIRED
+        self.next_login.setText(next_login_text(status.refresh_expires_at, needed_now=required))
         self.login_button.setText("Log in" if status.access_expires_at is None else "Log in again")
-        self.login_button.setVisible(needs_login)
+        # Always there (a new login any time, e.g. before a trip); the default button when due.
+        self.login_button.setVisible(True)
+        self.login_button.setDefault(required or dying)
 
     def _update_ticker(self) -> None:
         # Only while visible and there is something to count down: the tray app must not wake each second.

@@ -8,7 +8,7 @@ from PySide6.QtWidgets import QMenu, QSystemTrayIcon
 
 from tdgui.core.schedule import AccountState
 from tdgui.core.status import AccountStatus, Severity
-from tdgui.core.text import fmt_duration, fmt_time
+from tdgui.core.text import fmt_duration, fmt_when, next_login_text
 from tdgui.qt.controller import Controller
 from tdgui.qt.icons import tray_icon
 
@@ -72,6 +72,9 @@ class Tray(QObject):
         # Per account: its state and the time left (issue 14, defect 11).
         lines = [f"tdgui: {SEVERITY_TOOLTIP[severity]}"]
         now = self.controller.service.clock.now()
+        soonest = next_login(statuses)
+        if soonest is not None:
+            lines.append(soonest)
         lines += [f"{name}: {account_summary(status, now)}" for name, status in statuses.items()]
         self.icon.setToolTip("\n".join(lines))
         self._rebuild_menu()
@@ -131,6 +134,20 @@ class Tray(QObject):
             self.open_requested.emit()
 
 
+def next_login(statuses: dict[str, AccountStatus]) -> str | None:
+    """The first login any account needs: 'Next login needed: Tue 9 Dec 20:11 (alpha)'."""
+    due = [
+        (0.0 if s.state is AccountState.LOGIN_REQUIRED else s.refresh_expires_at or 0.0, name, s)
+        for name, s in statuses.items()
+        if s.state is AccountState.LOGIN_REQUIRED or s.refresh_expires_at is not None
+    ]
+    if not due:
+        return None
+    _, name, status = min(due, key=lambda item: item[0])
+    required = status.state is AccountState.LOGIN_REQUIRED
+    return f"{next_login_text(status.refresh_expires_at, needed_now=required)} ({name})"
+
+
 def _settled(status: AccountStatus | None) -> bool:
     return status is None or status.state in (AccountState.VALID, AccountState.REFRESH_SOON)
 
@@ -143,4 +160,4 @@ def account_summary(status: AccountStatus, now: float) -> str:
         return "valid"
     left = status.refresh_expires_at - now
     head = "log in soon" if status.state is AccountState.LOGIN_SOON else "valid"
-    return f"{head}, next login by {fmt_time(status.refresh_expires_at)} ({fmt_duration(left)} left)"
+    return f"{head}, next login by {fmt_when(status.refresh_expires_at)} ({fmt_duration(left)} left)"

@@ -389,5 +389,6 @@ class LoginProcess(QObject):
 
     @Slot(str)
     def _open_url(self, url: str) -> None:
-        if not QDesktopServices.openUrl(QUrl(url)) and self.browser_window is not None:
-            self.browser_window.message.setText("Could not start a web browser.")
+        opened = QDesktopServices.openUrl(QUrl(url))
+        if self.browser_window is not None:
+            self.browser_window.show_url(url, opened=opened)  # the link to copy (defect 10)

@@ -10,7 +10,7 @@ import logging
 from pathlib import Path
 
 from PySide6.QtCore import Qt, QTimer, QUrl, Signal, Slot
-from PySide6.QtGui import QCloseEvent
+from PySide6.QtGui import QCloseEvent, QKeySequence, QShortcut
 from PySide6.QtWebEngineCore import (
     QWebEngineLoadingInfo,
     QWebEngineProfile,
@@ -67,6 +67,7 @@ class LoginWindow(QWidget):
         self.engine: tuple[str, str] | None = None
         self._cert_problem: str | None = None
         self._error_status = 0
+        self._page_focused = False
         self._request_guard: RequestGuard | None = None
         #: TEST ONLY, set by the login child from its honoured hooks (tdgui.qt.login.hooks)
         self.test_leaf: tuple[str, frozenset[str]] | None = None
@@ -76,6 +77,9 @@ class LoginWindow(QWidget):
         self.address = QLineEdit(self)
         self.address.setReadOnly(True)
         self.address.setPlaceholderText("connecting...")
+        self.address.setAccessibleName("Address of the login page")
+        # Read-only: no Tab stop (issue 14, defect 10); a click still selects it for copying.
+        self.address.setFocusPolicy(Qt.FocusPolicy.ClickFocus)
         self.tls_label = QLabel(self)
         self.progress = QProgressBar(self)
         self.progress.setRange(0, 100)
@@ -95,6 +99,11 @@ class LoginWindow(QWidget):
         self.cancel_button = QPushButton("Cancel", self)
         self.browser_button.clicked.connect(self.use_system_browser)
         self.cancel_button.clicked.connect(self.cancel)
+        # Escape cancels the login, as in a dialog (issue 14, defect 10). A window shortcut:
+        # it works while the page has the focus, which a keyPressEvent here would not see.
+        self.escape = QShortcut(QKeySequence(Qt.Key.Key_Escape), self)
+        self.escape.setContext(Qt.ShortcutContext.WindowShortcut)
+        self.escape.activated.connect(self.cancel)
 
         top = QHBoxLayout()
         top.addWidget(self.tls_label)
@@ -165,7 +174,13 @@ class LoginWindow(QWidget):
         page.loadingChanged.connect(self._on_loading_changed)
         page.titleChanged.connect(self._on_title)
         self.profile, self.page, self.view = profile, page, view
+        view.setAccessibleName("Login page")
         self.body.addWidget(view)
+        # The keyboard starts in the page and Tab goes from it to the buttons (defect 10).
+        QWidget.setTabOrder(view, self.continue_button)
+        QWidget.setTabOrder(self.continue_button, self.browser_button)
+        QWidget.setTabOrder(self.browser_button, self.cancel_button)
+        view.setFocus(Qt.FocusReason.OtherFocusReason)
 
     def _make_profile(self) -> QWebEngineProfile:
         """Off the record; or, when the account remembers its device, cookies kept in its dir."""
@@ -245,6 +260,11 @@ class LoginWindow(QWidget):
             return
         status = info.status()
         if status == QWebEngineLoadingInfo.LoadStatus.LoadSucceededStatus:
+            if not self._page_focused and self.view is not None:
+                # The view's render widget exists only now: give it the keyboard (defect 10:
+                # the first focus was on a button, or the address line).
+                self._page_focused = True
+                self.view.setFocus(Qt.FocusReason.OtherFocusReason)
             self.page_loaded.emit(display_url(url_text(info.url())))
             return
         if status != QWebEngineLoadingInfo.LoadStatus.LoadFailedStatus:
