@@ -421,15 +421,16 @@ class TokenService(StoreWiring):
             self.exports.export(name, tokens, fmt, path, keep_synced=keep_synced)
 
     def _exports_hold(self, account: Account, tokens: TokenSet) -> TokenSet:
-        """`tokens` (read under the refresh lock) into kept files that hold older ones."""
-        if self.exports.stale(account, tokens.times()):
+        """`tokens` (read under the refresh lock) into kept files that hold older ones. Not for
+        tokens private to this process (a memory store): they are no news to the files."""
+        if self._shares_records(account) and self.exports.stale(account, tokens.times()):
             self.exports.rewrite(account.name, tokens)
         return tokens
 
     def _catch_up_exports(self, account: Account, times: TokenTimes) -> None:
         """Tokens newer than the kept files hold (another machine refreshed them, or a refresh
         here was killed before writing them): rewrite the files, never failing the caller."""
-        if not self.exports.stale(account, times):
+        if not self._shares_records(account) or not self.exports.stale(account, times):
             return
         try:
             with self.refresh_lock(account.name):
