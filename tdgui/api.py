@@ -175,7 +175,9 @@ class api:  # the lowercase name pyTD scripts import
     ) -> TokenSet:
         """The system-browser login (pyTD's "script application" flow, RFC 8252 loopback).
 
-        `open_browser(url)` replaces the system browser (e.g. to print the URL instead).
+        `open_browser(url)` replaces the system browser (e.g. to print the URL instead). `url` is
+        a one-time start URL on the loopback listener that redirects to the authorization URL
+        once (so the login's `state` is on no command line); `url.authorize_url` is that URL.
         """
         return _browser_login(self.service, self.account_name, open_browser, timeout)
 

@@ -37,6 +37,7 @@ _OWN_ENTRIES = frozenset(
         "sandbox",
         "logs",
         "run",
+        "synced",  # core/export.py: which tokens the kept export files hold
     }
 )
 _OWN_PREFIXES = ("tdgui.log", "instance-")

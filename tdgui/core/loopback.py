@@ -1,4 +1,10 @@
-"""System-browser login (RFC 8252 §7.3): a one-shot listener on the loopback callback port."""
+"""System-browser login (RFC 8252 §7.3): a one-shot listener on the loopback callback port.
+
+The browser is started at a one-time start URL on the listener (`/tdgui-login/<random id>`),
+which answers a 302 to the real authorization URL once: a browser's command line is readable
+by every local user (/proc/PID/cmdline), and the authorization URL carries the login's
+`state`, which is all that binds a login without PKCE (Schwab) to this browser (issue 11 #10).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +12,7 @@ import errno
 import hmac
 import http.server
 import logging
+import secrets
 import socket
 import ssl
 import threading
@@ -27,10 +34,34 @@ _DONE_PAGE = b"""<!doctype html><html><head><meta charset="utf-8"><title>tdgui</
 <p>You can close this browser tab and return to tdgui.</p></body></html>"""
 
 
+_USED_PAGE = b"""<!doctype html><html><head><meta charset="utf-8"><title>tdgui</title></head>
+<body style="font-family:sans-serif;margin:3em"><h1>This login link was already used</h1>
+<p>Another program may have opened it: tdgui ended the login. Start it again.</p></body></html>"""
+
+#: Where the one-time start URLs live on the listener (never a registered callback path).
+START_PREFIX = "/tdgui-login/"
+
+
+class BrowserStart(str):
+    """The one-time start URL given to the browser; `authorize_url` is the real one, for the
+    user's own terminal (a copy to paste if no browser opens: the start URL works once)."""
+
+    authorize_url: str
+
+    def __new__(cls, start_url: str, authorize_url: str) -> BrowserStart:
+        made = super().__new__(cls, start_url)
+        made.authorize_url = authorize_url
+        return made
+
+
 class _OneShotHandler(http.server.BaseHTTPRequestHandler):
     server: _OneShotServer
 
     def do_GET(self) -> None:
+        start = self.server.start
+        if start is not None and hmac.compare_digest(self.path.encode(), start[0].encode()):
+            self._start(start[1])
+            return
         scheme = "https" if self.server.tls else "http"
         # Rebuild the URL as the browser addressed it (the callback's host, e.g. localhost).
         url = f"{scheme}://{self.server.callback_host}:{self.server.server_port}{self.path}"
@@ -47,6 +78,30 @@ class _OneShotHandler(http.server.BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(_DONE_PAGE)))
         self.end_headers()
         self.wfile.write(_DONE_PAGE)
+
+    def _start(self, authorize_url: str) -> None:
+        """302 to the authorization URL the first time; a second request means another program
+        (or the browser after it) also has the link: 404, and the login ends (an attacker who
+        won the race holds the `state`, and without PKCE could inject a code with it)."""
+        if self.server.start_used:
+            self.server.start_reused = True
+            self._page(404, _USED_PAGE)
+            return
+        self.server.start_used = True
+        self.send_response(302)
+        self.send_header("Location", authorize_url)
+        self.send_header("Cache-Control", "no-store")
+        self.send_header("Referrer-Policy", "no-referrer")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def _page(self, code: int, body: bytes) -> None:
+        self.send_response(code)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Cache-Control", "no-store")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
 
     def log_message(self, format: str, *args: object) -> None:
         """The request line holds the code: never log it."""
@@ -65,6 +120,10 @@ class _OneShotServer(http.server.HTTPServer):
     tls_context: ssl.SSLContext | None = None
     callback_host = "127.0.0.1"
     deadline = float("inf")
+    #: (path, authorization URL) of the one-time start URL, if one was made
+    start: tuple[str, str] | None = None
+    start_used = False
+    start_reused = False
 
     @property
     def tls(self) -> bool:
@@ -113,6 +172,13 @@ class LoopbackListener:
             context.load_cert_chain(cert_file, key_file)
             self.server.tls_context = context  # each connection's handshake: see get_request
         self.port = port
+        self.scheme = parts.scheme
+
+    def start_url(self, authorize_url: str) -> BrowserStart:
+        """A one-time URL on this listener that redirects to `authorize_url` (once)."""
+        path = START_PREFIX + secrets.token_urlsafe(32)
+        self.server.start = (path, authorize_url)
+        return BrowserStart(f"{self.scheme}://{self.server.callback_host}:{self.port}{path}", authorize_url)
 
     def wait(
         self,
@@ -129,6 +195,11 @@ class LoopbackListener:
             while self.server.received is None:
                 if cancel is not None and cancel.is_set():
                     raise LoginFailed("the browser login was cancelled")
+                if self.server.start_reused:
+                    raise LoginFailed(
+                        "the login's one-time browser link was opened twice (another program on "
+                        "this computer may have used it); the login was ended: start it again"
+                    )
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     raise LoginFailed(
@@ -177,7 +248,10 @@ def open_system_browser(url: str) -> bool:
 def open_browser_telling(url: str, tell: Callable[[str], None]) -> None:
     """The system browser for a login; `tell` gets the URL first, in case no browser opens (the
     CLI and the Python API send it to stderr; core prints nothing itself)."""
-    tell(f"Opening your browser; if it does not open, visit:\n{url}")
+    # The terminal is the user's own: it gets the authorization URL itself (a one-time start
+    # URL would not work a second time); only the browser's command line gets the start URL.
+    shown = url.authorize_url if isinstance(url, BrowserStart) else url
+    tell(f"Opening your browser; if it does not open, visit:\n{shown}")
     if not open_system_browser(url):
         tell("tdgui: no browser could be started: open the URL above yourself")
 
@@ -201,7 +275,7 @@ def wait_for_redirect(
         tls = ensure_local_tls(local_tls_dir(config_dir))
         cert_file, key_file = str(tls.cert_file), str(tls.key_file)
     listener = LoopbackListener(pending.redirect_uri, cert_file=cert_file, key_file=key_file)
-    open_browser(pending.url)
+    open_browser(listener.start_url(pending.url))
     return listener.wait(timeout, cancel, accept=lambda url: _is_this_login(pending, url))
 
 

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from tdgui.core import export, flow, fsutil, schedule
 from tdgui.core.clock import SYSTEM_CLOCK, Clock
-from tdgui.core.config import Account, Config, ExportTarget
+from tdgui.core.config import Account, Config
 from tdgui.core.db_setup import store_place
 from tdgui.core.environment import HttpSettings
 from tdgui.core.errors import (
@@ -78,6 +78,7 @@ class TokenService(StoreWiring):
         #: consumer (tdgui.session, the tray) rides out a short database outage on them while
         #: their access token is valid (issue 12).
         self._last_shared: dict[str, TokenSet] = {}
+        self.exports = export.KeptExports(self.config)
 
     # -- records --------------------------------------------------------------------------
     def read_tokens(self, account: Account) -> TokenSet | None:
@@ -95,7 +96,7 @@ class TokenService(StoreWiring):
         # The provider's answer is stored before anything else (exports, status): a process
         # killed after the provider rotated the refresh token loses the least possible.
         self.store(account).write(f"{account.name}/tokens", tokens.to_json())
-        self._sync_exports(account, tokens)
+        self.exports.rewrite(account.name, tokens)  # the caller holds the refresh lock
 
     def _shares_records(self, account: Account) -> bool:
         """Whether this account's tokens are the ones every process sees (a durable store).
@@ -241,6 +242,7 @@ class TokenService(StoreWiring):
         now = self._record_for(account).real_now(tokens.times(), self.clock.now())
         if not schedule.needs_refresh(tokens, provider, now, self.lead):
             if tokens.access_valid(now):
+                self._catch_up_exports(account, tokens.times())
                 return tokens
             raise LoginRequired(f"the refresh token of {name!r} has expired: log in again")
         try:
@@ -273,10 +275,10 @@ class TokenService(StoreWiring):
             now = self._record_for(account).real_now(current.times(), self.clock.now())
             someone_refreshed = seen is not None and current.received_at > seen.received_at
             if force and someone_refreshed:
-                return current
+                return self._exports_hold(account, current)
             if not force and not schedule.needs_refresh(current, provider, now, self.lead):
                 if current.refresh_valid(now) or current.access_valid(now):
-                    return current
+                    return self._exports_hold(account, current)
             if not current.refresh_valid(now) or current.refresh_token is None:
                 self._mark_failed(account, "the refresh token has expired", login_required=True)
                 raise LoginRequired(f"the refresh token of {name!r} has expired: log in again")
@@ -340,6 +342,8 @@ class TokenService(StoreWiring):
         except (StoreUnavailable, StoredDataError) as exc:
             read_error = str(exc)
         interrupted = record.refresh_started_at is not None and not self._refresh_running(account)
+        if times is not None and not self.status_from_records_only:
+            self._catch_up_exports(account, times)
         kind = self.store_kind(account)
         status = status_of(
             account.name,
@@ -407,21 +411,34 @@ class TokenService(StoreWiring):
         if shared is not None:
             shared.delete(f"{account.name}/status")
         self.records.delete(account.name)
+        self.exports.forget(account.name)
 
     def export(self, name: str, fmt: str, path: Path, *, keep_synced: bool) -> None:
+        """Under the refresh lock: what is written is the newest, and a later refresh sees the
+        new kept file (issue 11 #8)."""
         account = self.account(name)
-        tokens = self.read_tokens(account)
-        if tokens is None:
-            raise _no_tokens(name)
-        target = ExportTarget(format=fmt, path=str(export.target_path(path)))
-        export.write_export(tokens, fmt, Path(target.path))
-        if keep_synced:
-            kept = (*tuple(e for e in account.exports if e.path != target.path), target)
-            self.config.update_account(name, exports=kept)
+        with self.refresh_lock(name):
+            tokens = self.read_tokens(account)
+            if tokens is None:
+                raise _no_tokens(name)
+            self.exports.export(name, tokens, fmt, path, keep_synced=keep_synced)
 
-    def _sync_exports(self, account: Account, tokens: TokenSet) -> None:
-        for target in account.exports:
-            try:
-                export.write_export(tokens, target.format, Path(target.path))
-            except TdguiError as exc:
-                log.warning("could not update the token file %s: %s", target.path, exc)
+    def _exports_hold(self, account: Account, tokens: TokenSet) -> TokenSet:
+        """`tokens` (read under the refresh lock) into kept files that hold older ones. Not for
+        tokens private to this process (a memory store): they are no news to the files."""
+        if self._shares_records(account) and self.exports.stale(account, tokens.times()):
+            self.exports.rewrite(account.name, tokens)
+        return tokens
+
+    def _catch_up_exports(self, account: Account, times: TokenTimes) -> None:
+        """Tokens newer than the kept files hold (another machine refreshed them, or a refresh
+        here was killed before writing them): rewrite the files, never failing the caller."""
+        if not self._shares_records(account) or not self.exports.stale(account, times):
+            return
+        try:
+            with self.refresh_lock(account.name):
+                tokens = self.read_tokens(account)
+                if tokens is not None:
+                    self._exports_hold(account, tokens)
+        except TdguiError as exc:
+            log.warning("could not bring the exported token files of %s up to date: %s", account.name, exc)

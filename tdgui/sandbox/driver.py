@@ -95,6 +95,10 @@ def login_with_requests(
     verify = str(ca_file)
     with requests.Session() as session:
         response = session.get(authorize_url, verify=verify, allow_redirects=False, timeout=_TIMEOUT)
+        if response.is_redirect and "/tdgui-login/" in authorize_url:
+            # tdgui's one-time start URL (`login --browser`): a browser follows its redirect.
+            start = response.headers["Location"]
+            response = session.get(start, verify=verify, allow_redirects=False, timeout=_TIMEOUT)
         page = _expect_page(response, "authorize page")
         login = page.forms.get("login")
         if login is None:

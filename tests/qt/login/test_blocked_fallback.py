@@ -39,7 +39,9 @@ def test_blocked_redirect_offers_the_browser_and_the_login_finishes_there(
     assert login.child_outcome == "browser"
     assert login.child_result is not None
     assert login.child_result.blocked == ("https://example.invalid/phish",)
-    assert len(browser.opened) == 1 and browser.opened[0].startswith(sandbox.base_url)
+    # The one-time start URL on the loopback listener (issue 11 #10, row 27); it redirected there.
+    callback = service.account(name).callback_url.rstrip("/")
+    assert len(browser.opened) == 1 and browser.opened[0].startswith(callback + "/tdgui-login/")
     assert service.read_tokens(service.account(name)) is not None
 
 

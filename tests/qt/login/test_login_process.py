@@ -204,7 +204,11 @@ def test_log_in_with_system_browser(
         result = wait_result(qtbot, login)
         assert result.outcome is LoginOutcome.SUCCESS, result.message
         assert login.child_outcome == "browser"
-        assert len(browser.opened) == 1 and browser.opened[0].startswith(sandbox.base_url)
+        # The one-time start URL on the loopback listener, not the authorization URL (its
+        # `state` would be on the browser's command line: issue 11 #10, row 27).
+        callback = service.account(name).callback_url.rstrip("/")
+        assert len(browser.opened) == 1 and browser.opened[0].startswith(callback + "/tdgui-login/")
+        assert "state" not in browser.opened[0]
         assert service.read_tokens(service.account(name)) is not None
         assert login.browser_window is None
         wait_child_gone(qtbot, login)

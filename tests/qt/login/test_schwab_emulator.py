@@ -160,7 +160,16 @@ def test_off_domain_redirect_is_blocked_and_the_browser_offered(
         assert login.child_result is not None
         assert login.child_result.blocked == (f"https://{schwab_real.OFFSITE_HOST}/verify",)
         assert emu.log.offsite_requests == 0  # never contacted
-        assert opened[0].startswith("https://api.schwabapi.com/v1/oauth/authorize?")
+        # The one-time start URL on the loopback listener (issue 11 #10, row 27), which
+        # redirects to the authorization URL.
+        import requests
+
+        from helpers.sandbox import config_dir
+
+        ca = str(config_dir() / "sandbox" / "ca.pem")
+        start = requests.get(opened[0], verify=ca, allow_redirects=False, timeout=10)
+        assert start.status_code == 302, start.status_code
+        assert start.headers["Location"].startswith("https://api.schwabapi.com/v1/oauth/authorize?")
         login.cancel()
         assert wait_result(qtbot, login).outcome is LoginOutcome.CANCELLED
     finally:
