@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
@@ -95,7 +96,27 @@ class TokenService(StoreWiring):
     def _write_tokens(self, account: Account, tokens: TokenSet) -> None:
         # The provider's answer is stored before anything else (exports, status): a process
         # killed after the provider rotated the refresh token loses the least possible.
-        self.store(account).write(f"{account.name}/tokens", tokens.to_json())
+        store, key, text = self.store(account), f"{account.name}/tokens", tokens.to_json()
+        # The answer in hand is the only copy of a rotated grant, so a store that fails to take
+        # it is asked again for a while (its answer_write_patience) instead of giving it up.
+        # Signals stay deferred meanwhile: the caller's critical section covers the write.
+        deadline = time.monotonic() + store.answer_write_patience
+        pause = 0.25
+        while True:
+            try:
+                store.write(key, text)
+                break
+            except StoreUnavailable as exc:
+                if time.monotonic() + pause > deadline:
+                    raise
+                log.warning(
+                    "%s: the token store did not take the new tokens (%s); trying again in %.2g s",
+                    account.name,
+                    exc,
+                    pause,
+                )
+                time.sleep(pause)
+                pause = min(pause * 2, 2.0)
         self.exports.rewrite(account.name, tokens)  # the caller holds the refresh lock
 
     def _shares_records(self, account: Account) -> bool:

@@ -33,6 +33,10 @@ class TokenStore(ABC):
 
     #: "keyring", "file", "memory", "sql" or "postgres".
     kind: str = ""
+    #: Seconds a write of a provider's new tokens that raised StoreUnavailable is tried again
+    #: (the answer in hand is the only copy of a rotated grant). 0: the store's failures do not
+    #: heal within seconds, or it retries by itself (postgres).
+    answer_write_patience: float = 0.0
 
     @abstractmethod
     def read(self, key: str) -> str | None: ...
