@@ -15,6 +15,7 @@ from tdgui.core.config import Settings, sandbox_account
 from tdgui.core.ops import TokenOps
 from tdgui.core.service import TokenService
 from tdgui.qt import autostart, demo
+from tdgui.qt.accounts_watch import AccountsWatch
 from tdgui.qt.controller import Controller, error_text
 from tdgui.qt.dialogs import AboutDialog, SettingsDialog
 from tdgui.qt.main_window import MainWindow
@@ -73,6 +74,7 @@ class Shell(QObject):
         self.window.hide_on_close = self.use_tray
         self.window.apply_settings(settings)
         self.sandbox_server: object | None = None
+        self.accounts_watch: AccountsWatch | None = None
         self.settings_dialog: SettingsDialog | None = None
         self.about_dialog: AboutDialog | None = None
         self._quit_app = quit_app or QApplication.quit
@@ -97,6 +99,8 @@ class Shell(QObject):
     def start(self, *, show: bool = True) -> None:
         self.controller.reload()
         self.restart_demo_sandbox()
+        # `tdgui accounts add` in a terminal shows up here without a Refresh (issue 14, #12).
+        self.accounts_watch = AccountsWatch(self.service.config.path, self.controller.reload, self)
         self.scheduler.start()
         if self.use_tray:
             self.tray.show()
@@ -123,6 +127,8 @@ class Shell(QObject):
         if self._shut_down:
             return
         self._shut_down = True
+        if self.accounts_watch is not None:
+            self.accounts_watch.close()
         self.scheduler.stop()
         self.controller.close_logins()
         self.tray.hide()
