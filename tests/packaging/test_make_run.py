@@ -31,12 +31,12 @@ def make_run(*extra: str) -> list[str]:
 
 
 def wait_until_running(isolated_config: Path, proc: subprocess.Popen[str], timeout: float = 60) -> None:
-    """Until the app's single-instance server answers (it is up and in its event loop)."""
-    from PySide6.QtCore import QCoreApplication
+    """Until the app's single-instance server answers (it is up and in its event loop).
 
+    The callers take pytest-qt's `qapp`: a bare QCoreApplication made here would outlive the
+    test, and every later test's QWidget would abort ("Must construct a QApplication")."""
     from tdgui.qt.single_instance import SingleInstance, instance_key
 
-    QCoreApplication.instance() or QCoreApplication([])
     probe = SingleInstance(instance_key(isolated_config))
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -79,7 +79,7 @@ def test_make_run_without_a_display_refuses_and_names_the_xvfb_option(tmp_path: 
     assert time.monotonic() - started < 60  # it stops; it does not sit on an invisible screen
 
 
-def test_ctrl_c_quits_the_running_app(tmp_path: Path, isolated_config: Path) -> None:
+def test_ctrl_c_quits_the_running_app(qapp: object, tmp_path: Path, isolated_config: Path) -> None:
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen", HOME=str(tmp_path / "home"))
     proc = subprocess.Popen(
         [sys.executable, "-m", "tdgui"],
@@ -100,7 +100,9 @@ def test_ctrl_c_quits_the_running_app(tmp_path: Path, isolated_config: Path) -> 
     assert proc.returncode == 0, proc.communicate()
 
 
-def test_make_run_xvfb_starts_on_request_and_ctrl_c_stops_it(tmp_path: Path, isolated_config: Path) -> None:
+def test_make_run_xvfb_starts_on_request_and_ctrl_c_stops_it(
+    qapp: object, tmp_path: Path, isolated_config: Path
+) -> None:
     assert shutil.which("xvfb-run"), "xvfb-run is missing: scripts/system-deps.sh installs it"
     proc = subprocess.Popen(
         make_run("XVFB=1"),
