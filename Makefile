@@ -18,13 +18,19 @@ $(STAMP): pyproject.toml scripts/system-deps.sh
 	$(PY) -m pip install -q -e '.[dev]' --config-settings editable_mode=compat
 	touch $(STAMP)
 
-## Start the desktop app (on a machine without a display, it runs under Xvfb).
+## Start the desktop app. With no display it says so and stops (an invisible window helps
+## nobody); `make run XVFB=1` starts it on an invisible Xvfb anyway, for trying things out.
+## Ctrl-C quits it.
 run: setup
 	@if [ -n "$$DISPLAY$$WAYLAND_DISPLAY" ]; then \
-		$(VENV)/bin/tdgui; \
+		exec $(VENV)/bin/tdgui; \
+	elif [ -n "$(XVFB)" ]; then \
+		echo "No display: starting tdgui on an invisible Xvfb screen (XVFB=1); nothing will show. Ctrl-C stops it."; \
+		exec xvfb-run -a -s "-screen 0 1280x800x24" $(VENV)/bin/tdgui; \
 	else \
-		echo "No display: starting tdgui under Xvfb (set DISPLAY to use your own screen)."; \
-		xvfb-run -a -s "-screen 0 1280x800x24" $(VENV)/bin/tdgui; \
+		$(VENV)/bin/tdgui; status=$$?; \
+		echo "make run: on a machine without a screen, 'make run XVFB=1' starts the app on an invisible Xvfb (for testing only)." >&2; \
+		exit $$status; \
 	fi
 
 ## Lint, type-check, then the whole test suite with a real Secret Service and Qt offscreen.

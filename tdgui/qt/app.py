@@ -54,6 +54,12 @@ def run_gui(core: Core, *, minimized: bool = False) -> int:
     """The desktop app. A second launch activates the first one and returns 0."""
     # No Qt WebEngine in this process: the login view runs in a child (tdgui.qt.login.parent)
     # that takes Chromium's memory with it when it exits. The child inherits this environment.
+    from tdgui.qt.headless import InterruptQuit, display_problem
+
+    problem = display_problem()
+    if problem is not None:  # Qt would abort ("could not connect to display") or show nothing
+        print(problem, file=sys.stderr)
+        return 2
     prepare_environment()
     from PySide6.QtCore import QCoreApplication, QEvent, qInstallMessageHandler
     from PySide6.QtWidgets import QApplication, QMessageBox
@@ -84,7 +90,9 @@ def run_gui(core: Core, *, minimized: bool = False) -> int:
     shell = build_shell(core, settings)
     guard.activated.connect(shell.show_window)
     shell.start(show=not (minimized or settings.start_minimized))
+    interrupt = InterruptQuit(shell.quit)  # Ctrl-C in the terminal (`make run`) quits cleanly
     code = app.exec()
+    interrupt.close()
     shell.shutdown()
     guard.close()
     # Run the pending deleteLater()s (login processes, dialogs) before Qt goes down.

@@ -290,6 +290,39 @@ class Controller(QObject):
             context=self,
         )
 
+    def save_demo_account(self, account: Account) -> None:
+        """The "Try the sandbox" account, in a store that works where the app runs (issue 14, #4).
+
+        An existing demo account keeps its store and is only re-pointed at the running sandbox.
+        A new one goes to the default store, checked before any login; where that store cannot
+        be used (no Secret Service: a bare Xvfb, a server) it goes to the file store, and the
+        message says so, instead of failing after the user typed the password and consented.
+        """
+        import dataclasses
+
+        from tdgui.core.errors import StoreUnavailable
+
+        ops, config = self.ops(account.name), self.service.config
+
+        def work() -> str:
+            existing = config.find(account.name)
+            if existing is not None:
+                ops.edit_account(dataclasses.replace(existing, sandbox_url=account.sandbox_url), None)
+                return f"Saved account {account.name}."
+            try:
+                ops.add_account(account, None)
+            except StoreUnavailable:
+                ops.add_account(dataclasses.replace(account, store="file"), None)
+                return (
+                    f"Saved account {account.name}. No system keyring is available here, so the "
+                    "demo's tokens are kept in a private file (0600) in tdgui's settings folder."
+                )
+            return f"Saved account {account.name}."
+
+        run_in_background(
+            work, lambda message: self._on_saved(account.name, message), self._on_save_failed, context=self
+        )
+
     def remove_account(self, name: str) -> None:
         ops = self.ops(name)
         run_in_background(

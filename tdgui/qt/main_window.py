@@ -185,6 +185,10 @@ class MainWindow(QMainWindow):
         for action in (self.action_add, self.action_login, self.action_refresh, self.action_refresh_all):
             account_menu.addAction(action)
         help_menu = menu.addMenu("&Help")
+        # Reachable once accounts exist too (issue 14, defect 5): the welcome page is gone then.
+        self.action_try_sandbox = QAction("Try the &sandbox", self)
+        self.action_try_sandbox.triggered.connect(self.sandbox_requested)
+        help_menu.addAction(self.action_try_sandbox)
         help_menu.addAction(self.action_about)
 
     # -- selection and rendering ------------------------------------------------------------

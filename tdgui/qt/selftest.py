@@ -43,6 +43,51 @@ def _private_environment() -> Iterator[Path]:
                     os.environ[key] = value
 
 
+#: A dark palette for the second screenshot (Material-like greys; text contrast > 12:1).
+DARK_COLOURS = {
+    "Window": "#202124",
+    "WindowText": "#e8eaed",
+    "Base": "#17181a",
+    "AlternateBase": "#2a2b2e",
+    "Text": "#e8eaed",
+    "Button": "#303134",
+    "ButtonText": "#e8eaed",
+    "ToolTipBase": "#3c4043",
+    "ToolTipText": "#e8eaed",
+    "Highlight": "#8ab4f8",
+    "HighlightedText": "#202124",
+    "Link": "#8ab4f8",
+    "PlaceholderText": "#9aa0a6",
+    "Mid": "#5f6368",
+}
+
+
+@contextmanager
+def dark_palette(app: Any) -> Iterator[None]:
+    """The app in a dark palette, as a dark desktop gives it, then back to what it was.
+
+    The colour-scheme hint (Qt >= 6.8) is what a platform theme follows; the explicit palette is
+    what makes it dark where the platform has no theme (offscreen, bare Xvfb)."""
+    from PySide6.QtCore import Qt
+    from PySide6.QtGui import QColor, QPalette
+
+    saved = app.palette()
+    hints = app.styleHints()
+    scheme = hints.colorScheme() if hasattr(hints, "colorScheme") else None
+    palette = QPalette(saved)
+    for role, colour in DARK_COLOURS.items():
+        palette.setColor(getattr(QPalette.ColorRole, role), QColor(colour))
+    if hasattr(hints, "setColorScheme"):
+        hints.setColorScheme(Qt.ColorScheme.Dark)
+    app.setPalette(palette)
+    try:
+        yield
+    finally:
+        app.setPalette(saved)
+        if scheme is not None:
+            hints.setColorScheme(scheme)
+
+
 def run_self_test(screenshot_dir: Path | None) -> int:
     """Log in to a private sandbox through the real main window and login view, refresh, report.
 
@@ -204,6 +249,10 @@ def _run(config_dir: Path, screenshot_dir: Path | None, deadline: float) -> str:
             raise StepFailed("refresh", "the Refresh button was not enabled again")
         pause(100)
         shoot(window, "status.png")
+        if screenshot_dir is not None:
+            with dark_palette(app):
+                pause(100)
+                shoot(window, "status-dark.png")
         return f"login {login_seconds:.1f} s, refresh {refresh_seconds:.2f} s"
     finally:
         if shell is not None:

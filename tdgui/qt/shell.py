@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from PySide6.QtCore import QObject, Signal, Slot
 from PySide6.QtWidgets import QApplication, QDialog
@@ -13,7 +15,8 @@ from tdgui.core.background import WarnPolicy
 from tdgui.core.config import Settings, sandbox_account
 from tdgui.core.ops import TokenOps
 from tdgui.core.service import TokenService
-from tdgui.qt import autostart
+from tdgui.qt import autostart, demo
+from tdgui.qt.accounts_watch import AccountsWatch
 from tdgui.qt.controller import Controller, error_text
 from tdgui.qt.dialogs import AboutDialog, SettingsDialog
 from tdgui.qt.main_window import MainWindow
@@ -50,6 +53,8 @@ class Shell(QObject):
 
     quitting = Signal()
     settings_saved = Signal(object)
+    #: the demo sandbox was started again at this URL after an app restart (issue 14, defect 5)
+    demo_restarted = Signal(str)
 
     def __init__(
         self,
@@ -81,6 +86,7 @@ class Shell(QObject):
         self.window.hide_on_close = self.use_tray
         self.window.apply_settings(settings)
         self.sandbox_server: object | None = None
+        self.accounts_watch: AccountsWatch | None = None
         self.settings_dialog: SettingsDialog | None = None
         self.about_dialog: AboutDialog | None = None
         self._quit_app = quit_app or QApplication.quit
@@ -107,6 +113,9 @@ class Shell(QObject):
     # -- lifecycle --------------------------------------------------------------------------
     def start(self, *, show: bool = True) -> None:
         self.controller.reload()
+        self.restart_demo_sandbox()
+        # `tdgui accounts add` in a terminal shows up here without a Refresh (issue 14, #12).
+        self.accounts_watch = AccountsWatch(self.service.config.path, self.controller.reload, self)
         self.scheduler.start()
         if self.use_tray:
             self.tray.show()
@@ -133,6 +142,8 @@ class Shell(QObject):
         if self._shut_down:
             return
         self._shut_down = True
+        if self.accounts_watch is not None:
+            self.accounts_watch.close()
         self.scheduler.stop()
         self.desktop.close()
         self.controller.close_logins()
@@ -141,6 +152,7 @@ class Shell(QObject):
         self.window.hide()
         server = self.sandbox_server
         if server is not None and hasattr(server, "stop"):
+            demo.save_grants(server)  # the demo's tokens work again after a restart (defect 5)
             server.stop()
         self.sandbox_server = None
         wait_for_idle(5_000)
@@ -266,7 +278,7 @@ class Shell(QObject):
         url = str(getattr(server, "base_url", ""))
         self.window.statusBar().showMessage(f"Sandbox running at {url} (user demo, password demo)")
         self._open_login_after_save = SANDBOX_ACCOUNT
-        self.controller.save_sandbox_account(sandbox_account(SANDBOX_ACCOUNT, "schwab", sandbox_url=url))
+        self.controller.save_demo_account(sandbox_account(SANDBOX_ACCOUNT, "schwab", sandbox_url=url))
 
     def _on_sandbox_failed(self, error: BaseException) -> None:
         self.window.try_sandbox_button.setEnabled(True)
@@ -278,3 +290,35 @@ class Shell(QObject):
         self.window.try_sandbox_button.setEnabled(True)
         if ok and name is not None:
             self.open_login(name)
+
+    # -- the demo sandbox after an app restart (issue 14, defect 5) -------------------------
+    def restart_demo_sandbox(self) -> None:
+        """If the demo account exists and nothing answers at its sandbox's address, start it again."""
+        config, directory = self.service.config, self.service.directory
+
+        def work() -> object | None:
+            account = config.find(demo.DEMO_ACCOUNT)
+            if account is None or not demo.needs_restart(account):
+                return None
+            return demo.restart(directory, account)
+
+        run_in_background(work, self._on_demo_restarted, self._on_demo_restart_failed, context=self)
+
+    def _on_demo_restarted(self, server: Any) -> None:
+        if server is None:
+            return
+        if self._shut_down or self.sandbox_server is not None:
+            server.stop()  # quit meanwhile, or "Try the sandbox" started one first
+            return
+        self.sandbox_server = server
+        url = str(getattr(server, "base_url", ""))
+        account = self.service.config.find(demo.DEMO_ACCOUNT)
+        if account is not None and account.sandbox_url != url:  # its old port was taken
+            self.controller.save_demo_account(dataclasses.replace(account, sandbox_url=url))
+        self.window.statusBar().showMessage(f"The sandbox demo is running again at {url}", 15_000)
+        self.demo_restarted.emit(url)
+        self.controller.reload()
+
+    def _on_demo_restart_failed(self, error: BaseException) -> None:
+        message = f"Could not restart the sandbox demo: {error_text(error)}"
+        self.window.statusBar().showMessage(message, 15_000)

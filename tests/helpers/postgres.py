@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime
 import ipaddress
 import os
-import pwd
 import secrets
 import shutil
 import socket
@@ -166,8 +165,10 @@ class PgServer:
 def start_server() -> PgServer:
     bin_dir = _bin_dir()
     as_user: list[str] = []
-    owner: pwd.struct_passwd | None = None
+    owner: Any = None  # pwd.struct_passwd; pwd is POSIX-only and this module loads everywhere
     if os.geteuid() == 0:
+        import pwd
+
         # initdb refuses to run as root (docs/platform.md): run the server as `postgres`.
         owner = pwd.getpwnam("postgres")
         as_user = ["runuser", "-u", "postgres", "--"]
