@@ -3,7 +3,8 @@
 The desktop app idles in the tray for days: whatever it imports stays in its memory. A refresh,
 a login's code exchange or an account change needs requests, authlib, the keyring and
 cryptography (~20 MiB), so the app runs each one as `tdgui --ops-child`: one JSON request on
-stdin, one JSON answer on stdout, and the process (with its memory) is gone. The child uses the
+stdin, one JSON answer on stdout (a browser login first sends the URL for the app to open), and
+the process (with its memory) is gone. The child uses the
 same core objects, locks and stores as the CLI, so single-flight across processes holds.
 
 `InProcessOps` runs the same operations in this process: for tokens that live only here (a
@@ -143,7 +144,13 @@ class ChildOps:
         self.clock = clock
         self.lead = lead
 
-    def _run(self, op: str, args: dict[str, Any], cancel: threading.Event | None = None) -> Any:
+    def _run(
+        self,
+        op: str,
+        args: dict[str, Any],
+        cancel: threading.Event | None = None,
+        on_event: Callable[[Mapping[str, Any]], None] | None = None,
+    ) -> Any:
         request = {
             "v": PROTOCOL_VERSION,
             "op": op,
@@ -163,7 +170,7 @@ class ChildOps:
             encoding="utf-8",
         )
         try:
-            out, err = _communicate(proc, json.dumps(request) + "\n", cancel)
+            out, err = _communicate(proc, json.dumps(request) + "\n", cancel, on_event)
         finally:
             if proc.poll() is None:
                 proc.kill()
@@ -196,7 +203,19 @@ class ChildOps:
         cancel: threading.Event,
         open_browser: Callable[[str], object] | None = None,
     ) -> TokenTimes:
-        return TokenTimes(**self._run("browser_login", {"name": name, "timeout": timeout}, cancel))
+        # With an opener the child only says which URL to open and this process opens it: the
+        # window can then offer the link to copy when no browser starts (issue 14, defect 10).
+        on_event = None
+        if open_browser is not None:
+            opener = open_browser
+
+            def on_event(event: Mapping[str, Any]) -> None:
+                url = str(event.get("url") or "")
+                if event.get("event") == "open_browser" and url.startswith(("https://", "http://")):
+                    opener(url)
+
+        args = {"name": name, "timeout": timeout, "parent_opens": open_browser is not None}
+        return TokenTimes(**self._run("browser_login", args, cancel, on_event))
 
     def add_account(self, account: Account, secret: str | None) -> None:
         self._run("add_account", {"account": account.to_dict(), "secret": secret})
@@ -218,11 +237,42 @@ class ChildOps:
 
 
 def _communicate(
-    proc: subprocess.Popen[str], request: str, cancel: threading.Event | None
+    proc: subprocess.Popen[str],
+    request: str,
+    cancel: threading.Event | None,
+    on_event: Callable[[Mapping[str, Any]], None] | None = None,
 ) -> tuple[str, str]:
-    """Send the request, wait for the answer; a set `cancel` ends the child (SIGTERM, then kill)."""
-    result: list[tuple[str, str]] = []
-    waiter = threading.Thread(target=lambda: result.append(proc.communicate(request)), daemon=True)
+    """Send the request, wait for the answer; a set `cancel` ends the child (SIGTERM, then kill).
+
+    Lines the child writes before its answer that are events (`{"v": .., "event": ..}`) go to
+    `on_event` as they arrive; everything else is the answer.
+    """
+    out: list[str] = []
+    err: list[str] = []
+    assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
+    stdin, stdout, stderr = proc.stdin, proc.stdout, proc.stderr
+
+    def exchange() -> None:
+        reader = threading.Thread(target=lambda: err.append(stderr.read()), daemon=True)
+        reader.start()
+        try:
+            stdin.write(request)
+            stdin.close()
+        except OSError:
+            pass  # the child is gone already; its exit code and stderr say why
+        for line in stdout:
+            event = _event(line)
+            if event is None:
+                out.append(line)
+            elif on_event is not None:
+                try:
+                    on_event(event)
+                except Exception:  # the parent's opener must not end the exchange
+                    log.exception("handling the token worker's %s failed", event.get("event"))
+        proc.wait()
+        reader.join()
+
+    waiter = threading.Thread(target=exchange, daemon=True)
     waiter.start()
     waited = 0.0
     while waiter.is_alive():
@@ -233,7 +283,20 @@ def _communicate(
             proc.terminate()
             waiter.join(10)
             break
-    return result[0] if result else ("", "")
+    return "".join(out), "".join(err)
+
+
+def _event(line: str) -> Mapping[str, Any] | None:
+    """The event a child's output line carries, or None for any other line."""
+    if '"event"' not in line:
+        return None
+    try:
+        parsed = json.loads(line)
+    except ValueError:
+        return None
+    if isinstance(parsed, dict) and parsed.get("v") == PROTOCOL_VERSION and "event" in parsed:
+        return parsed
+    return None
 
 
 def _answer(out: str, returncode: int | None) -> Any:
@@ -270,7 +333,9 @@ class _OffsetClock:
         SYSTEM_CLOCK.sleep(seconds)
 
 
-def _perform(ops: InProcessOps, op: str, args: Mapping[str, Any]) -> Any:
+def _perform(
+    ops: InProcessOps, op: str, args: Mapping[str, Any], emit: Callable[[dict[str, Any]], None]
+) -> Any:
     if op == "refresh":
         return asdict(ops.refresh(str(args["name"]), force=bool(args["force"])))
     if op == "begin_login":
@@ -280,7 +345,14 @@ def _perform(ops: InProcessOps, op: str, args: Mapping[str, Any]) -> Any:
         return asdict(ops.finish_login(pending, str(args["redirect_url"])))
     if op == "browser_login":
         cancel = threading.Event()
-        return asdict(ops.browser_login(str(args["name"]), timeout=float(args["timeout"]), cancel=cancel))
+        opener = None
+        if args.get("parent_opens"):
+
+            def opener(url: str) -> None:
+                emit({"event": "open_browser", "url": url})
+
+        name, timeout = str(args["name"]), float(args["timeout"])
+        return asdict(ops.browser_login(name, timeout=timeout, cancel=cancel, open_browser=opener))
     if op == "add_account":
         ops.add_account(Account.from_dict(args["account"]), args.get("secret"))
         return None
@@ -313,7 +385,13 @@ def serve(env: Environment, stdin: IO[str], stdout: IO[str]) -> int:
         for secret in (request.get("args", {}).get("secret"),):
             if secret:
                 SECRETS.add(str(secret))
-        result = _perform(InProcessOps(core.service), str(request.get("op")), request.get("args") or {})
+
+        def emit(event: dict[str, Any]) -> None:
+            stdout.write(json.dumps({"v": PROTOCOL_VERSION, **event}) + "\n")
+            stdout.flush()
+
+        op, args = str(request.get("op")), request.get("args") or {}
+        result = _perform(InProcessOps(core.service), op, args, emit)
         answer: dict[str, Any] = {"v": PROTOCOL_VERSION, "ok": True, "result": result}
         code = 0
     except TdguiError as exc:

@@ -9,6 +9,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
+import requests
 
 from helpers.sandbox import add_sandbox_account, config_dir, start_sandbox
 from tdgui.core.clock import SYSTEM_CLOCK, Clock, ManualClock
@@ -107,3 +108,35 @@ def test_a_cancelled_browser_login_ends_the_child(
     with pytest.raises(LoginFailed, match="cancelled"):
         child_ops().browser_login("demo", timeout=60, cancel=cancel)
     assert time.monotonic() - started < 15
+
+
+def test_a_browser_login_in_the_child_lets_the_parent_open_the_browser(
+    server: SandboxServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The window offers the link to copy when no browser starts (issue 14, defect 10), so with
+    an opener the child hands the start URL to the parent instead of starting a browser."""
+    add_sandbox_account(server, store="file")
+    Config().update_account("demo", callback_url=f"https://127.0.0.1:{free_port()}/")
+    monkeypatch.setenv("BROWSER", "false")  # a browser the child started itself would do nothing
+    ca = str(config_dir() / "sandbox" / "ca.pem")
+    opened: list[str] = []
+    callback_status: list[int] = []
+
+    def open_browser(url: str) -> None:
+        opened.append(url)
+
+        def browse() -> None:
+            with requests.Session() as http:
+                redirect = login_with_requests(url, ca)
+                callback_status.append(http.get(redirect, verify=ca, timeout=30).status_code)
+
+        threading.Thread(target=browse, daemon=True).start()
+
+    times = child_ops().browser_login("demo", timeout=60, cancel=threading.Event(), open_browser=open_browser)
+    assert len(opened) == 1, opened
+    assert "/tdgui-login/" in opened[0] and "state=" not in opened[0]
+    assert callback_status == [200]
+    core = build_core(Environment.from_os())
+    stored = core.service.read_tokens(core.config.account("demo"))
+    assert stored is not None and stored.times() == times
+    assert server.stats()["code_exchanges"] == 1
