@@ -17,7 +17,7 @@ from tdgui.qt.login.hooks import TestHooks
 from tdgui.qt.login.parent import LoginProcess
 from tdgui.sandbox.driver import login_with_requests
 
-LOGIN_TIMEOUT_MS = 30_000
+LOGIN_TIMEOUT_MS = 90_000  # a whole QtWebEngine login on 2 loaded cores took over 30 s once
 #: the child fills demo/demo and allows (test hooks, sandbox only)
 AUTOFILL = TestHooks(autofill=True)
 
