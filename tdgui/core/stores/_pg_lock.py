@@ -51,11 +51,7 @@ def session_lock(store: PostgresStore, name: str) -> Iterator[None]:
     deadline = time.monotonic() + store.lock_wait
     conn = _acquire(store, name, key, deadline)
     holder = secrets.token_bytes(16)
-    try:
-        _wait_for_lease(store, conn, name, deadline)
-    except Exception:
-        conn.close()
-        raise
+    conn = _wait_for_lease_holding(store, conn, name, key, deadline)
     # The lease is written by the first write under the lock (take_lease below): a holder that
     # only re-reads (the many waiters of one refresh) costs no lease write and no delete.
     lease = Lease(conn, name, holder)
@@ -112,14 +108,18 @@ class Lease:
 
 
 def _acquire(
-    store: PostgresStore, name: str, key: tuple[int, int], deadline: float
+    store: PostgresStore,
+    name: str,
+    key: tuple[int, int],
+    deadline: float,
+    lost_at: float | None = None,
 ) -> psycopg.Connection[Any]:
     """The advisory lock on a connection of its own; a connection lost while waiting (the
-    server restarted) is opened again and the wait goes on, within lock_wait."""
+    server restarted) is opened again and the wait goes on, within lock_wait. `lost_at`: when
+    the caller's lock connection was lost (reconnecting, so a refused connect is retried)."""
     import psycopg
     from psycopg import errors
 
-    lost_at: float | None = None
     while True:
         remaining = deadline - time.monotonic()
         wait_ms = max(1, int(remaining * 1000))
@@ -152,6 +152,37 @@ def _acquire(
         except BaseException:
             conn.close()
             raise
+
+
+def _wait_for_lease_holding(
+    store: PostgresStore, conn: psycopg.Connection[Any], name: str, key: tuple[int, int], deadline: float
+) -> psycopg.Connection[Any]:
+    """_wait_for_lease on the lock's connection; if that one is lost meanwhile (the server
+    restarted while we waited for a cut-off holder's lease: rows 40, 41), the lock went with it,
+    so reconnect, take the lock again and wait on, within lock_wait. Returns the connection
+    that holds the lock."""
+    import psycopg
+
+    lost_at: float | None = None
+    while True:
+        try:
+            _wait_for_lease(store, conn, name, deadline)
+            return conn
+        except psycopg.Error as exc:
+            broken = conn.broken or conn.closed
+            conn.close()
+            if not broken or time.monotonic() >= deadline:
+                raise store._unavailable(exc) from None
+            lost_at = lost_at or time.monotonic()
+            log.warning(
+                "the connection to %s ended while waiting for the refresh lease of %s: reconnecting",
+                store.where,
+                name,
+            )
+        except BaseException:
+            conn.close()
+            raise
+        conn = _acquire(store, name, key, deadline, lost_at)
 
 
 def _wait_for_lease(store: PostgresStore, conn: psycopg.Connection[Any], name: str, deadline: float) -> None:

@@ -256,3 +256,61 @@ def test_server_restart_while_the_lock_is_held(machines: Machines, caplog: pytes
     finally:
         other.close()
         holder.close()
+
+
+def _granted_lock_pids(server: PgServer) -> list[int]:
+    with server.admin() as conn:
+        rows = conn.execute("SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted").fetchall()
+    return [int(r[0]) for r in rows]
+
+
+def _terminate(server: PgServer, pid: int) -> None:
+    with server.admin() as conn:
+        conn.execute("SELECT pg_terminate_backend(%s)", (pid,))
+
+
+def test_connection_lost_while_waiting_for_a_lease_reconnects_and_waits_on(machines: Machines) -> None:
+    """A waiter that took the lock and waits for a cut-off holder's lease loses its own lock
+    connection (the restart case): it reconnects, takes the lock again and waits on for the
+    lease, instead of failing with a raw driver error (review of _wait_for_lease)."""
+    import threading
+
+    holder, waiter = _store(machines, lock_wait=5.0), _store(machines, lock_wait=20.0)
+    got: list[str] = []
+    failed: list[BaseException] = []
+
+    def wait() -> None:
+        try:
+            with waiter.refresh_lock("acct"):
+                got.append(waiter.read("acct/tokens") or "")
+        except BaseException as exc:
+            failed.append(exc)
+
+    holder.write("acct/tokens", "old")
+    try:
+        with holder.refresh_lock("acct"):
+            holder.write("acct/status", "refresh in flight")  # the lease is written
+            (holder_pid,) = _granted_lock_pids(machines.server)
+            _terminate(machines.server, holder_pid)  # the holder's lock connection is cut
+            thread = threading.Thread(target=wait)
+            thread.start()
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:  # the waiter took the freed lock: it polls the lease
+                pids = [p for p in _granted_lock_pids(machines.server) if p != holder_pid]
+                if pids:
+                    break
+                time.sleep(0.05)
+            else:
+                raise AssertionError("the waiter never took the lock")
+            time.sleep(0.3)
+            _terminate(machines.server, pids[0])  # its lock connection is lost while it waits
+            time.sleep(0.5)
+            assert not failed, failed
+            assert got == []  # still kept off by the lease
+            holder.write("acct/tokens", "new")
+        thread.join(20)
+        assert not failed, failed
+        assert got == ["new"]
+    finally:
+        holder.close()
+        waiter.close()
