@@ -21,6 +21,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from tdgui.core.errors import ProviderError
+from tdgui.core.record_crypto import WrongKey
 
 if TYPE_CHECKING:
     import psycopg
@@ -30,7 +31,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 #: The row name of a refresh lease; not a valid key name, so no record can collide with it.
-LEASE = ".lease"
+LEASE = ".lease"  # _pg_sql.py names it too: the key-id guards skip it
 #: How long a lease of a holder whose lock connection ended is honoured. A SIGKILLed holder
 #: delays the next machine by at most this (the promise is 10 s); a holder whose connection
 #: was cut has this long, from taking the lock, to finish its request and store the tokens.
@@ -98,12 +99,18 @@ class Lease:
             return
         import psycopg
 
-        params = (self.name, LEASE, store.key.key_id, self.holder)
+        params = {"a": self.name, "n": LEASE, "k": store.key.key_id, "c": self.holder}
         try:
-            self.conn.execute(store._sql.take_lease, params)
+            taken = self.conn.execute(store._sql.take_lease, params).rowcount
         except psycopg.Error:
             log.warning("%s: the refresh lock's connection to %s is gone; writing on", self.name, store.where)
-            store._run(lambda c: c.execute(store._sql.take_lease, params))
+            taken = store._run(lambda c: c.execute(store._sql.take_lease, params).rowcount)
+        if taken != 1:
+            # The guarded upsert wrote nothing: the account's records carry another key id.
+            raise WrongKey(
+                f"the records of {self.name!r} in {store.where} were written with another key than "
+                "this machine's: nothing was written. Join again with the key `tdgui share` printed"
+            )
         self.written = True
 
 

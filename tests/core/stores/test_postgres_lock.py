@@ -314,3 +314,66 @@ def test_connection_lost_while_waiting_for_a_lease_reconnects_and_waits_on(machi
     finally:
         holder.close()
         waiter.close()
+
+
+def _lease_rows(m: Machines) -> list[tuple[bytes]]:
+    with m.server.admin() as conn:
+        rows = conn.execute(f"SELECT key_id FROM \"{m.schema}\".records WHERE name = '.lease'").fetchall()
+    return [(bytes(r[0]),) for r in rows]
+
+
+def test_a_wrong_key_machine_takes_no_lease_and_the_right_key_refreshes_after(machines: Machines) -> None:
+    """A machine joined with another key that tries a refresh gets WrongKey at its first write
+    and leaves no lease under its key id (one left behind, by a SIGKILL before the lease is
+    dropped, made every right-key write fail WrongKey: review of take_lease)."""
+    from tdgui.core.record_crypto import WrongKey
+
+    right = _store(machines, lock_wait=5.0)
+    wrong = PostgresStore(
+        machines.server.url(),
+        key=RecordKey.generate(),
+        password=machines.server.password,
+        schema=machines.schema,
+        lock_wait=5.0,
+    )
+    try:
+        right.write("acct/tokens", "tokens")
+        with wrong.refresh_lock("acct"):
+            with pytest.raises(WrongKey):
+                wrong.write("acct/status", "refresh in flight")
+            assert _lease_rows(machines) == []  # nothing to outlive this holder
+        with pytest.raises(WrongKey):
+            wrong.write("acct/tokens", "other")  # outside the lock too, as before
+        started = time.monotonic()
+        with right.refresh_lock("acct"):
+            right.write("acct/status", "refresh in flight")
+            assert _lease_rows(machines) == [(machines.key.key_id,)]
+            right.write("acct/tokens", "rotated")
+        assert time.monotonic() - started < 3  # no stale lease to wait for
+        assert _lease_rows(machines) == []
+        assert right.read("acct/tokens") == "rotated"
+    finally:
+        right.close()
+        wrong.close()
+
+
+def test_a_stale_lease_of_another_key_does_not_lock_the_right_key_out(machines: Machines) -> None:
+    """A `.lease` row under another key id (left by an older tdgui's wrong-key machine that was
+    killed holding the lock) is not a record: the right key's writes still go through."""
+    right = _store(machines, lock_wait=20.0)
+    try:
+        right.write("acct/tokens", "tokens")
+        with machines.server.admin() as conn:
+            conn.execute(
+                f'INSERT INTO "{machines.schema}".records (account, name, key_id, ciphertext, updated_at) '
+                "VALUES ('acct', '.lease', %s, %s, clock_timestamp() - interval '1 hour')",
+                (RecordKey.generate().key_id, b"stale holder"),
+            )
+        right.write("acct/status", "idle")  # outside the lock: the guard skips the lease row
+        with right.refresh_lock("acct"):  # aged out: not waited for
+            right.write("acct/status", "refresh in flight")
+            right.write("acct/tokens", "rotated")
+        assert right.read("acct/tokens") == "rotated"
+        assert _lease_rows(machines) == []
+    finally:
+        right.close()
