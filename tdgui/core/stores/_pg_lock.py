@@ -89,12 +89,16 @@ class Lease:
         self.conn, self.name, self.holder = conn, name, holder
         self.written = False
 
-    def take(self, store: PostgresStore) -> None:
-        """Before the holder's first write (the status mark the service writes before it sends
-        the refresh; a login's tokens). On the lock's connection; if that one is gone (server
-        restarted, connection cut), on the store's own, retried like the write that follows:
-        the write must not be lost (a login's tokens), and the lease still keeps newcomers
-        off the grant until the holder is done."""
+    def take(self, store: PostgresStore, record: str) -> None:
+        """Before the holder's first write, `record`: the status mark the service writes before
+        it sends the refresh, or a login's tokens. On the lock's connection. If that one is
+        gone (server restarted, connection cut), the lock went with it and a waiter may hold
+        it now, with the same refresh token:
+        - before a refresh (the first write is the status mark: nothing was sent yet), stop
+          with a transient error, so no second refresh races the waiter's (RFC 9700 §4.14.2);
+        - a login's tokens (the code is already exchanged) are written on the store's own
+          connection, retried like the write that follows: they must not be lost, and the
+          lease still keeps newcomers off the grant until the holder is done."""
         if self.written:
             return
         import psycopg
@@ -103,6 +107,17 @@ class Lease:
         try:
             taken = self.conn.execute(store._sql.take_lease, params).rowcount
         except psycopg.Error:
+            if record == "status":
+                log.warning(
+                    "%s: the refresh lock's connection to %s ended before the refresh: not sent",
+                    self.name,
+                    store.where,
+                )
+                raise ProviderError(
+                    f"the refresh lock of {self.name!r} was lost (its connection to {store.where} "
+                    "ended) before the refresh was sent: nothing was sent; try again",
+                    transient=True,
+                ) from None
             log.warning("%s: the refresh lock's connection to %s is gone; writing on", self.name, store.where)
             taken = store._run(lambda c: c.execute(store._sql.take_lease, params).rowcount)
         if taken != 1:

@@ -377,3 +377,39 @@ def test_a_stale_lease_of_another_key_does_not_lock_the_right_key_out(machines: 
         assert _lease_rows(machines) == []
     finally:
         right.close()
+
+
+def test_lock_connection_lost_before_the_first_write_sends_no_refresh(machines: Machines) -> None:
+    """The holder's lock connection is cut (a proxy dropping it) before it wrote anything: the
+    lock is gone and another machine takes it. The status mark the service writes before it
+    sends the refresh fails with a transient error and writes nothing, so no second refresh
+    with the same refresh token goes out (review of Lease.take)."""
+    from helpers.tcp_proxy import TcpProxy
+
+    server = machines.server
+    proxy = TcpProxy("127.0.0.1", server.port).start()
+    url = server.url().replace(f":{server.port}/", f":{proxy.port}/")
+    a = PostgresStore(url, key=machines.key, password=server.password, schema=machines.schema, lock_wait=5.0)
+    b = _store(machines, lock_wait=2.0)
+    try:
+        a.write("acct/status", "idle")
+        with a.refresh_lock("acct"):
+            assert a.read("acct/status") == "idle"
+            proxy.stop()  # every connection of A's ends, its lock with its lock connection
+            proxy.start()
+            with b.refresh_lock("acct"):  # the lock is free: another machine takes it
+                pass
+            with pytest.raises(ProviderError) as caught:
+                a.write("acct/status", "refresh in flight")
+            assert caught.value.transient
+            assert "nothing was sent" in str(caught.value)
+        assert b.read("acct/status") == "idle"  # nothing written
+        assert _lease_rows(machines) == []
+        with a.refresh_lock("acct"):  # the next hold works as before
+            a.write("acct/status", "refresh in flight")
+            a.write("acct/tokens", "rotated")
+        assert b.read("acct/tokens") == "rotated"
+    finally:
+        a.close()
+        b.close()
+        proxy.stop()
