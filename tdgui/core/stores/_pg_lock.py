@@ -21,6 +21,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from tdgui.core.errors import ProviderError
+from tdgui.core.record_crypto import WrongKey
 
 if TYPE_CHECKING:
     import psycopg
@@ -30,7 +31,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 #: The row name of a refresh lease; not a valid key name, so no record can collide with it.
-LEASE = ".lease"
+LEASE = ".lease"  # _pg_sql.py names it too: the key-id guards skip it
 #: How long a lease of a holder whose lock connection ended is honoured. A SIGKILLed holder
 #: delays the next machine by at most this (the promise is 10 s); a holder whose connection
 #: was cut has this long, from taking the lock, to finish its request and store the tokens.
@@ -51,11 +52,7 @@ def session_lock(store: PostgresStore, name: str) -> Iterator[None]:
     deadline = time.monotonic() + store.lock_wait
     conn = _acquire(store, name, key, deadline)
     holder = secrets.token_bytes(16)
-    try:
-        _wait_for_lease(store, conn, name, deadline)
-    except Exception:
-        conn.close()
-        raise
+    conn = _wait_for_lease_holding(store, conn, name, key, deadline)
     # The lease is written by the first write under the lock (take_lease below): a holder that
     # only re-reads (the many waiters of one refresh) costs no lease write and no delete.
     lease = Lease(conn, name, holder)
@@ -92,34 +89,59 @@ class Lease:
         self.conn, self.name, self.holder = conn, name, holder
         self.written = False
 
-    def take(self, store: PostgresStore) -> None:
-        """Before the holder's first write (the status mark the service writes before it sends
-        the refresh; a login's tokens). On the lock's connection; if that one is gone (server
-        restarted, connection cut), on the store's own, retried like the write that follows:
-        the write must not be lost (a login's tokens), and the lease still keeps newcomers
-        off the grant until the holder is done."""
+    def take(self, store: PostgresStore, record: str) -> None:
+        """Before the holder's first write, `record`: the status mark the service writes before
+        it sends the refresh, or a login's tokens. On the lock's connection. If that one is
+        gone (server restarted, connection cut), the lock went with it and a waiter may hold
+        it now, with the same refresh token:
+        - before a refresh (the first write is the status mark: nothing was sent yet), stop
+          with a transient error, so no second refresh races the waiter's (RFC 9700 §4.14.2);
+        - a login's tokens (the code is already exchanged) are written on the store's own
+          connection, retried like the write that follows: they must not be lost, and the
+          lease still keeps newcomers off the grant until the holder is done."""
         if self.written:
             return
         import psycopg
 
-        params = (self.name, LEASE, store.key.key_id, self.holder)
+        params = {"a": self.name, "n": LEASE, "k": store.key.key_id, "c": self.holder}
         try:
-            self.conn.execute(store._sql.take_lease, params)
+            taken = self.conn.execute(store._sql.take_lease, params).rowcount
         except psycopg.Error:
+            if record == "status":
+                log.warning(
+                    "%s: the refresh lock's connection to %s ended before the refresh: not sent",
+                    self.name,
+                    store.where,
+                )
+                raise ProviderError(
+                    f"the refresh lock of {self.name!r} was lost (its connection to {store.where} "
+                    "ended) before the refresh was sent: nothing was sent; try again",
+                    transient=True,
+                ) from None
             log.warning("%s: the refresh lock's connection to %s is gone; writing on", self.name, store.where)
-            store._run(lambda c: c.execute(store._sql.take_lease, params))
+            taken = store._run(lambda c: c.execute(store._sql.take_lease, params).rowcount)
+        if taken != 1:
+            # The guarded upsert wrote nothing: the account's records carry another key id.
+            raise WrongKey(
+                f"the records of {self.name!r} in {store.where} were written with another key than "
+                "this machine's: nothing was written. Join again with the key `tdgui share` printed"
+            )
         self.written = True
 
 
 def _acquire(
-    store: PostgresStore, name: str, key: tuple[int, int], deadline: float
+    store: PostgresStore,
+    name: str,
+    key: tuple[int, int],
+    deadline: float,
+    lost_at: float | None = None,
 ) -> psycopg.Connection[Any]:
     """The advisory lock on a connection of its own; a connection lost while waiting (the
-    server restarted) is opened again and the wait goes on, within lock_wait."""
+    server restarted) is opened again and the wait goes on, within lock_wait. `lost_at`: when
+    the caller's lock connection was lost (reconnecting, so a refused connect is retried)."""
     import psycopg
     from psycopg import errors
 
-    lost_at: float | None = None
     while True:
         remaining = deadline - time.monotonic()
         wait_ms = max(1, int(remaining * 1000))
@@ -152,6 +174,37 @@ def _acquire(
         except BaseException:
             conn.close()
             raise
+
+
+def _wait_for_lease_holding(
+    store: PostgresStore, conn: psycopg.Connection[Any], name: str, key: tuple[int, int], deadline: float
+) -> psycopg.Connection[Any]:
+    """_wait_for_lease on the lock's connection; if that one is lost meanwhile (the server
+    restarted while we waited for a cut-off holder's lease: rows 40, 41), the lock went with it,
+    so reconnect, take the lock again and wait on, within lock_wait. Returns the connection
+    that holds the lock."""
+    import psycopg
+
+    lost_at: float | None = None
+    while True:
+        try:
+            _wait_for_lease(store, conn, name, deadline)
+            return conn
+        except psycopg.Error as exc:
+            broken = conn.broken or conn.closed
+            conn.close()
+            if not broken or time.monotonic() >= deadline:
+                raise store._unavailable(exc) from None
+            lost_at = lost_at or time.monotonic()
+            log.warning(
+                "the connection to %s ended while waiting for the refresh lease of %s: reconnecting",
+                store.where,
+                name,
+            )
+        except BaseException:
+            conn.close()
+            raise
+        conn = _acquire(store, name, key, deadline, lost_at)
 
 
 def _wait_for_lease(store: PostgresStore, conn: psycopg.Connection[Any], name: str, deadline: float) -> None:

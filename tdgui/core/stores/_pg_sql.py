@@ -38,11 +38,13 @@ class Queries:
             "LEFT JOIN {s}.records r ON r.account = %s AND r.name = ANY(%s)"
         )
         # Guarded upsert: a machine with another key (a wrong `join`) neither replaces a row
-        # nor adds one beside rows of that account it could not read.
+        # nor adds one beside rows of that account it could not read. The lease row is not a
+        # record (no ciphertext): it does not count (a stale one must not lock an account out).
         self.write = self.format(
             "INSERT INTO {s}.records AS r (account, name, key_id, ciphertext, updated_at) "
             "SELECT %(a)s, %(n)s, %(k)s, %(c)s, now() WHERE NOT EXISTS "
-            "(SELECT 1 FROM {s}.records o WHERE o.account = %(a)s AND o.key_id <> %(k)s) "
+            "(SELECT 1 FROM {s}.records o WHERE o.account = %(a)s AND o.key_id <> %(k)s "
+            "AND o.name <> '.lease') "
             "ON CONFLICT (account, name) DO UPDATE SET key_id = excluded.key_id, "
             "ciphertext = excluded.ciphertext, updated_at = excluded.updated_at "
             "WHERE r.key_id = excluded.key_id"
@@ -53,9 +55,13 @@ class Queries:
             "SELECT extract(epoch FROM clock_timestamp() - updated_at) FROM {s}.records "
             "WHERE account = %s AND name = %s"
         )
+        # The write's guard: a machine with another key takes no lease (it would write nothing
+        # under the lock anyway), so it leaves no row of its key behind if it dies holding it.
         self.take_lease = self.format(
             "INSERT INTO {s}.records (account, name, key_id, ciphertext, updated_at) "
-            "VALUES (%s, %s, %s, %s, clock_timestamp()) ON CONFLICT (account, name) DO UPDATE SET "
+            "SELECT %(a)s, %(n)s, %(k)s, %(c)s, clock_timestamp() WHERE NOT EXISTS "
+            "(SELECT 1 FROM {s}.records o WHERE o.account = %(a)s AND o.key_id <> %(k)s "
+            "AND o.name <> '.lease') ON CONFLICT (account, name) DO UPDATE SET "
             "key_id = excluded.key_id, ciphertext = excluded.ciphertext, updated_at = excluded.updated_at"
         )
         self.drop_lease = self.format(

@@ -153,7 +153,7 @@ class PostgresStore(TokenStore):
         blob = seal(self.key, account, name, encode_value(value))
         lease = self._held.__dict__.get("leases", {}).get(account)
         if lease is not None:
-            lease.take(self)  # stores/_pg_lock.py: before the first write under the lock
+            lease.take(self, name)  # stores/_pg_lock.py: before the first write under the lock
         params = {"a": account, "n": name, "k": self.key.key_id, "c": blob}
         self._changed()
         try:

@@ -256,3 +256,160 @@ def test_server_restart_while_the_lock_is_held(machines: Machines, caplog: pytes
     finally:
         other.close()
         holder.close()
+
+
+def _granted_lock_pids(server: PgServer) -> list[int]:
+    with server.admin() as conn:
+        rows = conn.execute("SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted").fetchall()
+    return [int(r[0]) for r in rows]
+
+
+def _terminate(server: PgServer, pid: int) -> None:
+    with server.admin() as conn:
+        conn.execute("SELECT pg_terminate_backend(%s)", (pid,))
+
+
+def test_connection_lost_while_waiting_for_a_lease_reconnects_and_waits_on(machines: Machines) -> None:
+    """A waiter that took the lock and waits for a cut-off holder's lease loses its own lock
+    connection (the restart case): it reconnects, takes the lock again and waits on for the
+    lease, instead of failing with a raw driver error (review of _wait_for_lease)."""
+    import threading
+
+    holder, waiter = _store(machines, lock_wait=5.0), _store(machines, lock_wait=20.0)
+    got: list[str] = []
+    failed: list[BaseException] = []
+
+    def wait() -> None:
+        try:
+            with waiter.refresh_lock("acct"):
+                got.append(waiter.read("acct/tokens") or "")
+        except BaseException as exc:
+            failed.append(exc)
+
+    holder.write("acct/tokens", "old")
+    try:
+        with holder.refresh_lock("acct"):
+            holder.write("acct/status", "refresh in flight")  # the lease is written
+            (holder_pid,) = _granted_lock_pids(machines.server)
+            _terminate(machines.server, holder_pid)  # the holder's lock connection is cut
+            thread = threading.Thread(target=wait)
+            thread.start()
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:  # the waiter took the freed lock: it polls the lease
+                pids = [p for p in _granted_lock_pids(machines.server) if p != holder_pid]
+                if pids:
+                    break
+                time.sleep(0.05)
+            else:
+                raise AssertionError("the waiter never took the lock")
+            time.sleep(0.3)
+            _terminate(machines.server, pids[0])  # its lock connection is lost while it waits
+            time.sleep(0.5)
+            assert not failed, failed
+            assert got == []  # still kept off by the lease
+            holder.write("acct/tokens", "new")
+        thread.join(20)
+        assert not failed, failed
+        assert got == ["new"]
+    finally:
+        holder.close()
+        waiter.close()
+
+
+def _lease_rows(m: Machines) -> list[tuple[bytes]]:
+    with m.server.admin() as conn:
+        rows = conn.execute(f"SELECT key_id FROM \"{m.schema}\".records WHERE name = '.lease'").fetchall()
+    return [(bytes(r[0]),) for r in rows]
+
+
+def test_a_wrong_key_machine_takes_no_lease_and_the_right_key_refreshes_after(machines: Machines) -> None:
+    """A machine joined with another key that tries a refresh gets WrongKey at its first write
+    and leaves no lease under its key id (one left behind, by a SIGKILL before the lease is
+    dropped, made every right-key write fail WrongKey: review of take_lease)."""
+    from tdgui.core.record_crypto import WrongKey
+
+    right = _store(machines, lock_wait=5.0)
+    wrong = PostgresStore(
+        machines.server.url(),
+        key=RecordKey.generate(),
+        password=machines.server.password,
+        schema=machines.schema,
+        lock_wait=5.0,
+    )
+    try:
+        right.write("acct/tokens", "tokens")
+        with wrong.refresh_lock("acct"):
+            with pytest.raises(WrongKey):
+                wrong.write("acct/status", "refresh in flight")
+            assert _lease_rows(machines) == []  # nothing to outlive this holder
+        with pytest.raises(WrongKey):
+            wrong.write("acct/tokens", "other")  # outside the lock too, as before
+        started = time.monotonic()
+        with right.refresh_lock("acct"):
+            right.write("acct/status", "refresh in flight")
+            assert _lease_rows(machines) == [(machines.key.key_id,)]
+            right.write("acct/tokens", "rotated")
+        assert time.monotonic() - started < 3  # no stale lease to wait for
+        assert _lease_rows(machines) == []
+        assert right.read("acct/tokens") == "rotated"
+    finally:
+        right.close()
+        wrong.close()
+
+
+def test_a_stale_lease_of_another_key_does_not_lock_the_right_key_out(machines: Machines) -> None:
+    """A `.lease` row under another key id (left by an older tdgui's wrong-key machine that was
+    killed holding the lock) is not a record: the right key's writes still go through."""
+    right = _store(machines, lock_wait=20.0)
+    try:
+        right.write("acct/tokens", "tokens")
+        with machines.server.admin() as conn:
+            conn.execute(
+                f'INSERT INTO "{machines.schema}".records (account, name, key_id, ciphertext, updated_at) '
+                "VALUES ('acct', '.lease', %s, %s, clock_timestamp() - interval '1 hour')",
+                (RecordKey.generate().key_id, b"stale holder"),
+            )
+        right.write("acct/status", "idle")  # outside the lock: the guard skips the lease row
+        with right.refresh_lock("acct"):  # aged out: not waited for
+            right.write("acct/status", "refresh in flight")
+            right.write("acct/tokens", "rotated")
+        assert right.read("acct/tokens") == "rotated"
+        assert _lease_rows(machines) == []
+    finally:
+        right.close()
+
+
+def test_lock_connection_lost_before_the_first_write_sends_no_refresh(machines: Machines) -> None:
+    """The holder's lock connection is cut (a proxy dropping it) before it wrote anything: the
+    lock is gone and another machine takes it. The status mark the service writes before it
+    sends the refresh fails with a transient error and writes nothing, so no second refresh
+    with the same refresh token goes out (review of Lease.take)."""
+    from helpers.tcp_proxy import TcpProxy
+
+    server = machines.server
+    proxy = TcpProxy("127.0.0.1", server.port).start()
+    url = server.url().replace(f":{server.port}/", f":{proxy.port}/")
+    a = PostgresStore(url, key=machines.key, password=server.password, schema=machines.schema, lock_wait=5.0)
+    b = _store(machines, lock_wait=2.0)
+    try:
+        a.write("acct/status", "idle")
+        with a.refresh_lock("acct"):
+            assert a.read("acct/status") == "idle"
+            proxy.stop()  # every connection of A's ends, its lock with its lock connection
+            proxy.start()
+            with b.refresh_lock("acct"):  # the lock is free: another machine takes it
+                pass
+            with pytest.raises(ProviderError) as caught:
+                a.write("acct/status", "refresh in flight")
+            assert caught.value.transient
+            assert "nothing was sent" in str(caught.value)
+        assert b.read("acct/status") == "idle"  # nothing written
+        assert _lease_rows(machines) == []
+        with a.refresh_lock("acct"):  # the next hold works as before
+            a.write("acct/status", "refresh in flight")
+            a.write("acct/tokens", "rotated")
+        assert b.read("acct/tokens") == "rotated"
+    finally:
+        a.close()
+        b.close()
+        proxy.stop()
