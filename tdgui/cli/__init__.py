@@ -6,9 +6,16 @@ import contextlib
 import logging
 import sys
 from collections.abc import Sequence
+from types import SimpleNamespace
+from typing import TYPE_CHECKING
 
 from tdgui.core.environment import Environment
 from tdgui.core.errors import TdguiError
+
+if TYPE_CHECKING:
+    import argparse
+
+    from tdgui.core.root import Core
 
 __all__ = ["main"]
 
@@ -47,6 +54,29 @@ def _setup_logging(debug: bool, env: Environment) -> None:
                 handler.addFilter(terminal)
 
 
+def _token_fast_path(argv: Sequence[str] | None) -> SimpleNamespace | None:
+    """`tdgui token NAME` exactly, parsed without argparse's tree of 15 sub-parsers.
+
+    Scripts call this once per API session, so its start-up is the command's cost (issue 12,
+    bench row 9: within 1.3x of a bare psycopg connect + SELECT). Anything else (an option,
+    a NAME starting with "-", a missing or extra argument) goes through the full parser, which
+    gives the same result or the documented usage error, exit 2."""
+    words = list(sys.argv[1:] if argv is None else argv)
+    if len(words) != 2 or words[0] != "token" or not words[1] or words[1].startswith("-"):
+        return None
+    # Not argparse.Namespace: importing argparse (and its gettext) is part of what is saved.
+    return SimpleNamespace(command="token", name=words[1], debug=False, ops_child=False)
+
+
+def _print_token(core: Core, name: str) -> int:
+    """What `tdgui.cli.commands.cmd_token` does, without importing the other commands."""
+    tokens = core.service.get_token(name)
+    # Printing the token is this command's whole job (the one place a secret reaches stdout).
+    sys.stdout.write(tokens.access_token + "\n")
+    sys.stdout.flush()
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     from tdgui.core.hardening import disable_core_dumps
 
@@ -57,9 +87,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         from tdgui.qt.login.child import main as login_child_main
 
         return int(login_child_main())
-    from tdgui.cli.parser import build_parser
+    args: argparse.Namespace | SimpleNamespace | None = _token_fast_path(argv)
+    if args is None:
+        from tdgui.cli.parser import build_parser
 
-    args = build_parser().parse_args(argv)
+        args = build_parser().parse_args(argv)
     try:
         env = Environment.from_os()
         _setup_logging(args.debug, env)
@@ -70,8 +102,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             from tdgui.core.ops import serve
 
             return serve(env, sys.stdin, sys.stdout)
-        from tdgui.cli.commands import COMMANDS
         from tdgui.core.root import build_core
+
+        if isinstance(args, SimpleNamespace):  # the `token NAME` fast path
+            return _print_token(build_core(env), args.name)
+        from tdgui.cli.commands import COMMANDS
 
         handler = COMMANDS[args.command or "gui"]
         code = int(handler(build_core(env), args))

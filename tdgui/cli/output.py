@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import sys
 import time
+from typing import TYPE_CHECKING
 
-from tdgui.core.status import AccountStatus
 from tdgui.core.text import fmt_time, fmt_until
+
+if TYPE_CHECKING:  # only a type here: `tdgui token` and `refresh` need not import the status module
+    from tdgui.core.status import AccountStatus
 
 
 def say(message: str) -> None:

@@ -245,6 +245,61 @@ def test_eight_processes_on_two_machines_refresh_once_under_rotation(m: Machines
     assert m.sandbox.stats()["refresh_requests"] == 2
 
 
+#: Like RACER, but says when it started asking (time.monotonic(): one clock for every process
+#: on this machine) so the test can prove the 8 asked while the holder was inside its request.
+TIMED_RACER = RACER.replace(
+    'print(tdgui.get_token("demo"), flush=True)',
+    'asked = time.monotonic()\ntoken = tdgui.get_token("demo")\nprint(asked, token, flush=True)',
+)
+ANSWER_DELAY = 1.5
+
+
+def test_eight_processes_on_two_machines_send_exactly_one_refresh_request(m: Machines) -> None:
+    """Issue 12's acceptance literally: 1 refresh request, 1 access token, grant not revoked.
+
+    The sandbox processes (and rotates) the refresh at once but sends its answer 1.5 s later,
+    so the lock holder stays inside the request while the 7 others, released together by one
+    go file, queue on the database lock; each must re-read the new token instead of asking."""
+    m.share()
+    assert m.join().returncode == 0
+    _make_due(m)
+    m.sandbox.reset_stats()
+    m.sandbox.set_answer_delay(ANSWER_DELAY)
+    go = m.tmp / "go"
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", TIMED_RACER, str(go)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=m.env("A" if i % 2 else "B"),
+            cwd=REPO,
+            text=True,
+        )
+        for i in range(8)
+    ]
+    for proc in procs:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+    answers_before = len(m.sandbox.refresh_answers())
+    go.touch()
+    results = [(p.wait(timeout=120), p.stdout.read(), p.stderr.read()) for p in procs]  # type: ignore[union-attr]
+    m.sandbox.set_answer_delay(0)
+    assert {code for code, _, _ in results} == {0}, [err for _, _, err in results]
+    asked = [float(out.split()[0]) for _, out, _ in results]
+    printed = {out.split()[1] for _, out, _ in results}
+    stats = m.sandbox.stats()
+    assert stats["refresh_requests"] == 1, stats
+    assert stats["successful_refreshes"] == 1 and stats["revoked_grants"] == 0, stats
+    assert len(printed) == 1 and printed.pop() == _tokens(m).access_token
+    # They overlapped: every process started asking before the holder's answer was sent,
+    # i.e. while the one refresh request was in flight (processed, answer held back).
+    answers = m.sandbox.refresh_answers()[answers_before:]
+    assert len(answers) == 1
+    processed, sent = answers[0]
+    assert sent - processed >= ANSWER_DELAY - 0.1
+    assert max(asked) < sent, f"a process asked {max(asked) - sent:.2f} s after the answer left"
+    print(f"8 asked within {max(asked) - min(asked):.2f} s; the answer left {sent - max(asked):.2f} s later")
+
+
 def test_desktop_status_shows_a_refresh_done_by_the_other_machine(m: Machines) -> None:
     m.share()
     assert m.join().returncode == 0
