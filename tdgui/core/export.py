@@ -111,17 +111,21 @@ class KeptExports:
         """Write every kept file of `name` (as registered now) with `tokens`; refresh lock held.
 
         A file that cannot be written is reported in the log and skipped: the refresh that
-        brought the tokens has succeeded and stays so.
+        brought the tokens has succeeded and stays so. The marker then stays behind, so the
+        next read tries that file again instead of leaving it with a rotated-out token.
         """
         account = self.config.find(name)  # now: an export registered a moment ago is included
         if account is None:
             return
+        failed = 0
         for target in account.exports:
             try:
                 write_export(tokens, target.format, Path(target.path))
             except TdguiError as exc:
+                failed += 1
                 log.warning("could not update the token file %s: %s", target.path, exc)
-        self._mark(name, tokens.times())
+        if not failed:
+            self._mark(name, tokens.times())
 
     def forget(self, name: str) -> None:
         with contextlib.suppress(FileNotFoundError):

@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
 )
 
 from tdgui.core import db_setup
+from tdgui.qt.token_actions import ClipboardGuard
 
 if TYPE_CHECKING:
     from tdgui.core.config import Account
@@ -33,6 +34,9 @@ if TYPE_CHECKING:
     from tdgui.qt.controller import Controller
 
 log = logging.getLogger(__name__)
+
+#: How long the copied key of a share stays on the clipboard.
+KEY_CLEAR_AFTER_MS = 60_000
 
 #: join: a new account on this machine from the database (paste the key); share: move an
 #: existing local account into it (the key is made and shown once); shared: already there.
@@ -267,5 +271,10 @@ class KeyDialog(QDialog):
 
     @Slot()
     def copy(self) -> None:
-        QGuiApplication.clipboard().setText(self.key.text())
+        # The key decrypts every shared record: off the clipboard again after a minute (the
+        # guard belongs to the application, so it outlives this dialog), never in its history.
+        guard = ClipboardGuard(KEY_CLEAR_AFTER_MS, QGuiApplication.instance())
+        guard.cleared.connect(guard.deleteLater)
+        guard.put(self.key.text())
+        self.clipboard_guard = guard
         self.copy_button.setText("Copied")

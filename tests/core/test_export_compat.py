@@ -135,3 +135,17 @@ def test_export_refusals(server: SandboxServer, tmp_path: Path) -> None:
     with pytest.raises(LoginRequired):
         service.export("demo", "schwab-py", tmp_path / "t.json", keep_synced=False)
     assert not (tmp_path / "t.json").exists()
+
+
+def test_a_kept_file_that_could_not_be_written_is_tried_again(server: SandboxServer, tmp_path: Path) -> None:
+    """A refresh that could not rewrite one kept file leaves the "files hold these tokens"
+    marker behind, so the next read writes it instead of leaving it with a rotated-out token."""
+    service, _ = logged_in(server, "schwab")
+    kept = tmp_path / "schwab.json"
+    service.export("demo", "schwab-py", kept, keep_synced=True)
+    kept.unlink()
+    kept.mkdir()  # something in the way: the refresh's rewrite of the file fails
+    refreshed = service.refresh("demo", force=True)
+    kept.rmdir()
+    TokenService().get_token("demo")  # the next read catches the file up
+    assert load_schwab(kept).session.token["access_token"] == refreshed.access_token
