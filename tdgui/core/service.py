@@ -42,6 +42,8 @@ log = logging.getLogger(__name__)
 
 #: How long a process waits for another one's refresh before giving up.
 LOCK_TIMEOUT = 120.0
+#: How long bringing kept export files up to date waits for the refresh lock.
+CATCH_UP_WAIT = 1.0
 
 
 def _no_tokens(name: str) -> LoginRequired:
@@ -159,9 +161,10 @@ class TokenService(StoreWiring):
             self._private_records[account.name] = record
 
     @contextmanager
-    def refresh_lock(self, name: str) -> Iterator[None]:
+    def refresh_lock(self, name: str, *, wait: float = LOCK_TIMEOUT) -> Iterator[None]:
         """The store's lock when every machine shares the store (postgres: a session advisory
-        lock the server frees when its holder dies), else a kernel lock (flock on POSIX)."""
+        lock the server frees when its holder dies, waited on for the store's lock_wait), else
+        a kernel lock (flock on POSIX) waited on for `wait` seconds."""
         account = self.config.find(name)
         shared = self._shared_store(account) if account is not None else None
         lock = shared.refresh_lock(name) if shared is not None else None
@@ -172,13 +175,11 @@ class TokenService(StoreWiring):
         from filelock import Timeout
 
         try:
-            with fsutil.kernel_lock(
-                self.directory / "locks" / f"{name}.lock", LOCK_TIMEOUT, root=self.directory
-            ):
+            with fsutil.kernel_lock(self.directory / "locks" / f"{name}.lock", wait, root=self.directory):
                 yield
         except Timeout:
             raise ProviderError(
-                f"another tdgui process has been refreshing {name!r} for {LOCK_TIMEOUT:g} s"
+                f"another tdgui process has been refreshing {name!r} for {wait:g} s"
             ) from None
 
     # -- login ----------------------------------------------------------------------------
@@ -457,7 +458,9 @@ class TokenService(StoreWiring):
         if not self._shares_records(account) or not self.exports.stale(account, times):
             return
         try:
-            with self.refresh_lock(account.name):
+            # Briefly: `status` and `token` must not wait out another process's refresh for
+            # this (that refresh rewrites the files itself; a later read catches up otherwise).
+            with self.refresh_lock(account.name, wait=CATCH_UP_WAIT):
                 tokens = self.read_tokens(account)
                 if tokens is not None:
                     self._exports_hold(account, tokens)

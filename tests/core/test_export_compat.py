@@ -149,3 +149,40 @@ def test_a_kept_file_that_could_not_be_written_is_tried_again(server: SandboxSer
     kept.rmdir()
     TokenService().get_token("demo")  # the next read catches the file up
     assert load_schwab(kept).session.token["access_token"] == refreshed.access_token
+
+
+def test_catching_up_kept_files_does_not_wait_out_another_refresh(
+    server: SandboxServer, tmp_path: Path
+) -> None:
+    """`status` finding the kept files behind while another process holds the refresh lock
+    answers at once (that refresh rewrites them; a later read catches up otherwise)."""
+    import threading
+    import time
+
+    from helpers.sandbox import config_dir
+    from tdgui.core import fsutil
+
+    service, _ = logged_in(server, "schwab")
+    kept = tmp_path / "schwab.json"
+    service.export("demo", "schwab-py", kept, keep_synced=True)
+    (config_dir() / "synced" / "demo.json").unlink()  # the files' tokens are unknown: behind
+    holding, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with fsutil.kernel_lock(config_dir() / "locks" / "demo.lock", 5, root=config_dir()):
+            holding.set()
+            release.wait(30)
+
+    holder = threading.Thread(target=hold, daemon=True)
+    holder.start()
+    assert holding.wait(10)
+    try:
+        started = time.monotonic()
+        assert TokenService().status("demo").state.value == "valid"
+        took = time.monotonic() - started
+    finally:
+        release.set()
+        holder.join(10)
+    assert took < 5, f"status waited {took:.1f} s for another process's refresh lock"
+    TokenService().status("demo")  # the lock is free again: the files catch up now
+    assert (config_dir() / "synced" / "demo.json").exists()
