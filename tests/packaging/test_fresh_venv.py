@@ -69,6 +69,10 @@ def test_pip_install_in_a_fresh_venv_runs_the_desktop_self_test(tmp_path: Path) 
     self_test = run([exe, "--self-test"], env, timeout=240)
     assert self_test.returncode == 0, (self_test.stdout + self_test.stderr)[-4000:]
     assert self_test.stdout.startswith("self-test passed: login ")
+    # The installed package finds its SVG icons (pyproject maps the top-level resources/ in).
+    probe = "from tdgui.qt import icons; print(icons.resource('tray-ok.svg'))"
+    found = run([str(bindir / "python"), "-I", "-c", probe], env, timeout=60)  # -I: not the checkout
+    assert found.returncode == 0 and Path(found.stdout.strip()).is_relative_to(venv), found
 
     # Qt really uninstalled (not just made unimportable): one line naming the install, exit 2.
     qt = ["PySide6", "PySide6_Essentials", "PySide6_Addons", "shiboken6"]
