@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from PySide6.QtCore import QByteArray, QMimeData, QObject, Qt, QTimer, Signal, Slot
+from PySide6.QtCore import QObject, Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QFontDatabase, QGuiApplication
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -36,8 +36,6 @@ log = logging.getLogger(__name__)
 
 #: How long a copied access token stays on the clipboard (issue 14, build 3).
 CLEAR_AFTER_MS = 30_000
-#: The MIME type clipboard managers read to leave a copied secret out of their history.
-PASSWORD_MANAGER_HINT = "x-kde-passwordManagerHint"
 #: The export formats a script library loads, with the words shown for them.
 EXPORT_FORMATS = (("schwab-py", "schwab-py (client_from_token_file)"), ("tda-api", "tda-api (legacy)"))
 
@@ -79,11 +77,10 @@ class ClipboardGuard(QObject):
         self._held: str | None = None
 
     def put(self, secret: str) -> None:
-        data = QMimeData()
-        data.setText(secret)
-        # Clipboard managers that honour it (KDE's Klipper and others) keep no history of it.
-        data.setData(PASSWORD_MANAGER_HINT, QByteArray(b"secret"))
-        QGuiApplication.clipboard().setMimeData(data)
+        # Plain text only: a QMimeData (which could carry KDE's "x-kde-passwordManagerHint" to
+        # keep it out of clipboard histories) still on the clipboard at exit crashes PySide6
+        # 6.11.3 (SIGSEGV at interpreter shutdown, reproduced), e.g. copy then quit within 30 s.
+        QGuiApplication.clipboard().setText(secret)
         self._held = secret
         self.timer.start()
 
