@@ -228,6 +228,11 @@ _PLACES = {
 }
 
 
+def kind_place(kind: str) -> str:
+    """Where a local store kind keeps tokens ("file (plain text, 0600)")."""
+    return _PLACES.get(kind, kind)
+
+
 def store_place(account: Account, kind: str | None = None) -> str:
     """Where an account's tokens live, for the status view: "PostgreSQL on db.example, encrypted".
 
@@ -235,7 +240,7 @@ def store_place(account: Account, kind: str | None = None) -> str:
     """
     kind = kind or account.store
     if kind != "postgres":
-        return _PLACES.get(kind, kind)
+        return kind_place(kind)
     try:
         target = _target(account.db_url or "", account.db_allow_insecure)
     except UsageError:

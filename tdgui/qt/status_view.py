@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (
 )
 
 from tdgui.core.clock import Clock
+from tdgui.core.db_setup import kind_place
 from tdgui.core.schedule import LEAD_FRACTION, WARN_WINDOW, AccountState
 from tdgui.core.service import AccountStatus
 from tdgui.core.text import fmt_duration, fmt_time, next_login_text
@@ -32,14 +33,6 @@ STATE_TEXT = {
     AccountState.LOGIN_SOON: ("Log in again soon: the refresh token expires within a day", COLOUR_SOON),
     AccountState.LOGIN_REQUIRED: ("Login required", COLOUR_EXPIRED),
     AccountState.ERROR: ("Error", COLOUR_EXPIRED),
-}
-
-
-STORE_TEXT = {
-    "keyring": "system keyring",
-    "file": "file (plain, 0600; chosen for this account)",
-    "sql": "SQLite file (chosen for this account)",
-    "memory": "memory of this process (lost at exit)",
 }
 
 
@@ -222,7 +215,7 @@ class StatusView(QWidget):
             self.last_refresh.setText(
                 f"{fmt_time(status.last_refresh_at)}: failed: {status.last_error or ''}"
             )
-        self.store.setText(status.store_place or STORE_TEXT.get(status.store, status.store))
+        self.store.setText(status.store_place or kind_place(status.store))
         self.refresh_button.setEnabled(not self.busy and self._can_refresh())
 
     # -- countdowns -------------------------------------------------------------------------
