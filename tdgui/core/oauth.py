@@ -16,7 +16,7 @@ import re
 import ssl
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import requests
 
@@ -47,10 +47,16 @@ _ERROR_CODE = re.compile(r"[\x20\x21\x23-\x5b\x5d-\x7e]{1,64}")
 #: 429 (RFC 6585 §4) and 503 (RFC 9110 §15.6.4) say the server did not handle the request:
 #: the only answers after sending that make a resend of a refresh token provably harmless.
 _NOT_PROCESSED = frozenset({429, 503})
+_Found = TypeVar("_Found", bound=BaseException)
 
 
 def tls_failure(error: BaseException) -> ssl.SSLError | None:
     """The ssl.SSLError anywhere in `error`'s chain (requests and urllib3 wrap it twice), or None."""
+    return _in_chain(error, ssl.SSLError)
+
+
+def _in_chain(error: BaseException, kind: type[_Found]) -> _Found | None:
+    """The first exception of `kind` in `error`'s args, causes, contexts and reasons, or None."""
     seen: set[int] = set()
     pending: list[BaseException] = [error]
     while pending:
@@ -58,7 +64,7 @@ def tls_failure(error: BaseException) -> ssl.SSLError | None:
         if id(current) in seen:
             continue
         seen.add(id(current))
-        if isinstance(current, ssl.SSLError):
+        if isinstance(current, kind):
             return current
         pending.extend(arg for arg in current.args if isinstance(arg, BaseException))
         pending.extend(link for link in (current.__cause__, current.__context__) if link is not None)
@@ -323,7 +329,14 @@ class TokenClient:
             # reason is OpenSSL's text ("certificate has expired", a hostname mismatch): no secrets.
             reason = getattr(tls, "verify_message", None) or tls.reason or type(tls).__name__
             raise ProviderError(f"TLS certificate check failed for {where}: {reason}", transient=False)
-        if isinstance(error, requests.exceptions.SSLError) and not attempt.sent:
+        handshake_cut = isinstance(error, requests.exceptions.SSLError) or (
+            # A reset needs an established TCP connection (a refused SYN is ECONNREFUSED), so a
+            # reset before the request went out on https broke the handshake. Which of EOF or
+            # reset the client sees depends on whether its ClientHello had arrived (CI row 38).
+            self.provider.token_url.startswith("https:")
+            and _in_chain(error, ConnectionResetError) is not None
+        )
+        if handshake_cut and not attempt.sent:
             # The handshake was cut short (EOF, reset): the network's doing, not a certificate's.
             message = f"the TLS handshake with {where} broke off while {what}; check the network connection"
         elif isinstance(error, requests.Timeout):
