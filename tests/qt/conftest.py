@@ -27,14 +27,6 @@ from tdgui.core.service import TokenService  # noqa: E402
 from tdgui.core.stores.memory import MemoryStore  # noqa: E402
 from tdgui.sandbox import SandboxServer, sandbox_state_dir  # noqa: E402
 
-DEMO_FILL = (
-    "document.getElementById('username').value='demo';"
-    "document.getElementById('password').value='demo';"
-    "document.getElementById('submit').click();"
-)
-CLICK_ALLOW = "document.getElementById('allow').click();"
-CLICK_DENY = "document.getElementById('deny').click();"
-
 
 @pytest.fixture(scope="session")
 def scratch_home() -> Path:

@@ -11,6 +11,7 @@ config or store, so it never holds a token, a client secret or a PKCE verifier.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sys
@@ -21,7 +22,6 @@ from typing import IO, TYPE_CHECKING
 from PySide6.QtCore import QCoreApplication, QEvent, QObject, Qt, QTimer, Signal, Slot, qInstallMessageHandler
 
 from tdgui.core.login_outcome import LoginOutcome
-from tdgui.core.navigation import display_url
 from tdgui.qt.login.hooks import CHROMIUM_FLAGS_VAR, TestHooks, loopback_mapped_hosts, take_from_environment
 from tdgui.qt.login.protocol import ChildResult, Command, LoginSpec, ProtocolError, ResultKind
 
@@ -30,13 +30,24 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-FILL_LOGIN = (
-    "document.getElementById('username').value='demo';"
-    "document.getElementById('password').value='demo';"
-    "document.getElementById('submit').click();"
-)
-CLICK_ALLOW = "document.getElementById('allow').click();"
-CLICK_DENY = "document.getElementById('deny').click();"
+#: TEST ONLY: acts on what the sandbox page shows, not on the order its loads were reported
+#: (a late report of an earlier page must not press a button the page does not have): fills
+#: and submits the login form, or presses the consent button; answers what it did.
+DRIVE_SANDBOX_PAGE = """(function (fill, consent) {
+  var user = document.getElementById('username');
+  if (user && fill) {
+    user.value = 'demo';
+    document.getElementById('password').value = 'demo';
+    document.getElementById('submit').click();
+    return 'form';
+  }
+  var button = consent ? document.getElementById(consent) : null;
+  if (button) { button.click(); return 'consent'; }
+  return '';
+})(%s, %s)"""
+#: How long the script waits on a visited page for the guard before it goes back anyway (the
+#: test then fails on its counts instead of waiting out the whole login timeout).
+GUARD_PATIENCE_MS = 10_000
 
 
 class _MaskingFilter(logging.Filter):
@@ -173,23 +184,25 @@ class _HookScript:
 
     def __init__(self, window: LoginWindow, hooks: TestHooks) -> None:
         self.window, self.hooks = window, hooks
-        #: "visit" (go to hooks.visit first), "visiting", "returning" (to the login page),
-        #: "form" (the login form next), "consent", "idle"
-        self.step = "visit" if hooks.visit else "form"
-        self.login_page = display_url(window.spec.url)
+        #: "visit" (go to hooks.visit first), "visiting" (wait for the guard there), "driving"
+        #: (fill the form, then press the consent button, each once, when the page has it)
+        self.step = "visit" if hooks.visit else "driving"
+        self.filled = self.consented = not hooks.autofill
         self.shot_taken = not hooks.screenshot
         window.page_loaded.connect(self.on_loaded)
         window.guarded.connect(self.on_guarded)
 
+    def _go(self, step: str) -> None:
+        # Logged, so a login test that times out shows the step the script waited in.
+        log.info("test hooks: %s -> %s", self.step, step)
+        self.step = step
+
     def on_loaded(self, url: str) -> None:
+        log.info("test hooks: loaded %s in step %s", url, self.step)
         if self.step == "visiting":
-            return  # the visited page itself (e.g. the popup page): wait for the guard
-        if self.step == "returning":
-            # Only the login page counts: a late load of the visited page (its onload may open
-            # the popup before Qt reports the load) must not be taken for the login form.
-            if url != self.login_page:
-                return
-            self.step = "form"
+            # The visited page itself (e.g. the popup page): the guard acts on it.
+            QTimer.singleShot(GUARD_PATIENCE_MS, self.guard_silent)
+            return
         if not self.shot_taken:
             self.shot_taken = True
             QTimer.singleShot(300, self.take_screenshot)  # let the page paint first
@@ -207,27 +220,37 @@ class _HookScript:
         self.advance()
 
     def advance(self) -> None:
-        window, hooks = self.window, self.hooks
+        window = self.window
         if window.result is not None:
             return
-        if self.step == "visit" and hooks.visit:
-            self.step = "visiting"
-            window.navigate(hooks.visit)
-        elif self.step == "form" and hooks.autofill:
-            self.step = "consent"
-            window.run_sandbox_script(FILL_LOGIN)
-        elif self.step == "consent":
-            self.step = "idle"
-            window.run_sandbox_script(CLICK_DENY if hooks.consent == "deny" else CLICK_ALLOW)
+        if self.step == "visit" and self.hooks.visit:
+            self._go("visiting")
+            window.navigate(self.hooks.visit)
+        elif self.step == "driving" and not (self.filled and self.consented):
+            consent = "null" if self.consented else json.dumps(self.hooks.consent)
+            script = DRIVE_SANDBOX_PAGE % ("false" if self.filled else "true", consent)
+            window.run_sandbox_script(script, self.on_driven)
+
+    def on_driven(self, did: object) -> None:
+        log.info("test hooks: the page script did %r", did)
+        if did == "form":
+            self.filled = True
+        elif did == "consent":
+            self.consented = True
+
+    def guard_silent(self) -> None:
+        if self.step == "visiting" and self.window.result is None:
+            log.warning("test hooks: the guard did not act on the visited page; back to the login page")
+            self.on_guarded()
 
     def on_guarded(self) -> None:
         # The guard stopped the visit (a blocked navigation or a refused popup): back to the
         # login page, then on as without a visit.
         if self.hooks.continue_when_blocked:
             if self.window.continue_button.isVisible():
-                self.step = "idle"
+                self._go("idle")
                 self.window.continue_button.click()
             return
         if self.step == "visiting":
-            self.step = "returning"
+            self._go("driving")
             QTimer.singleShot(0, lambda: self.window.navigate(self.window.spec.url))

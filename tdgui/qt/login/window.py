@@ -7,6 +7,7 @@ PKCE verifier) checks the state and exchanges the code. Emits `done(ChildResult)
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 from PySide6.QtCore import Qt, QTimer, QUrl, Signal, Slot
@@ -380,8 +381,14 @@ class LoginWindow(QWidget):
         view.deleteLater()  # page and profile are its children, deleted with it in that order
 
     # -- sandbox scripting (test hooks) ------------------------------------------------------
-    def run_sandbox_script(self, script: str) -> None:
-        """Run JavaScript in the page: on the pinned local sandbox only, never a real broker's page."""
+    def run_sandbox_script(self, script: str, answer: Callable[[object], None] | None = None) -> None:
+        """Run JavaScript in the page: on the pinned local sandbox only, never a real broker's page.
+
+        `answer`, if given, receives the script's value.
+        """
         if not self.spec.is_sandbox or self.page is None:
             raise RuntimeError("scripts run only in the sandbox's login page")
-        self.page.runJavaScript(script)
+        if answer is None:
+            self.page.runJavaScript(script)
+        else:
+            self.page.runJavaScript(script, answer)
