@@ -90,7 +90,7 @@ def run_gui(core: Core, *, minimized: bool = False) -> int:
     shell = build_shell(core, settings)
     guard.activated.connect(shell.show_window)
     shell.start(show=not (minimized or settings.start_minimized))
-    interrupt = InterruptQuit(shell.quit)  # Ctrl-C in the terminal (`make run`) quits cleanly
+    interrupt = InterruptQuit(shell.quit)  # Ctrl-C, logout, `kill`: quit cleanly (headless.QUIT_SIGNALS)
     code = app.exec()
     interrupt.close()
     shell.shutdown()

@@ -1,4 +1,4 @@
-"""Where the desktop app cannot show a window, it says so; Ctrl-C in its terminal quits it cleanly."""
+"""Where the desktop app cannot show a window, it says so; Ctrl-C, logout or `kill` quit it cleanly."""
 
 from __future__ import annotations
 
@@ -37,8 +37,15 @@ def display_problem(environ: Mapping[str, str] | None = None, platform: str | No
     return NO_DISPLAY
 
 
+#: Ctrl-C in a terminal (SIGINT), the session ending or `kill` (SIGTERM), the terminal closed
+#: (SIGHUP): each quits the way the tray's Quit does, instead of dying with its work half done.
+QUIT_SIGNALS = tuple(
+    getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)
+)
+
+
 class InterruptQuit(QObject):
-    """SIGINT/SIGTERM quit the app through `quit` (the shell's own quit: logins closed, state saved).
+    """QUIT_SIGNALS quit the app through `quit` (the shell's own quit: logins closed, state saved).
 
     While Qt's event loop runs, Python's signal handler only runs when Python code next runs,
     which in an idle app may be never: Ctrl-C in `make run` did nothing. The C-level handler
@@ -46,7 +53,7 @@ class InterruptQuit(QObject):
     end wakes the loop at once, so the idle app still does no polling.
     """
 
-    def __init__(self, quit: Callable[[], None], signals: tuple[int, ...] = (signal.SIGINT,)) -> None:
+    def __init__(self, quit: Callable[[], None], signals: tuple[int, ...] = QUIT_SIGNALS) -> None:
         super().__init__()
         self._quit = quit
         self._reader, self._writer = socket.socketpair()

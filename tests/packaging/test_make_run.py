@@ -79,7 +79,24 @@ def test_make_run_without_a_display_refuses_and_names_the_xvfb_option(tmp_path: 
     assert time.monotonic() - started < 60  # it stops; it does not sit on an invisible screen
 
 
-def test_ctrl_c_quits_the_running_app(qapp: object, tmp_path: Path, isolated_config: Path) -> None:
+def signal_and_wait(proc: subprocess.Popen[str], number: int, timeout: float = 20) -> float:
+    """The signal to the app's process alone, as a session manager or `kill` sends it."""
+    started = time.monotonic()
+    proc.send_signal(number)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+        pytest.fail(f"signal {number} did not stop it within {timeout:g} s")
+    return time.monotonic() - started
+
+
+@pytest.mark.parametrize("number", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP], ids=lambda n: n.name)
+def test_quit_signals_quit_the_running_app(
+    qapp: object, tmp_path: Path, isolated_config: Path, number: signal.Signals
+) -> None:
+    """Ctrl-C (SIGINT to the group), logout or `kill` (SIGTERM), the terminal closed (SIGHUP)."""
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen", HOME=str(tmp_path / "home"))
     proc = subprocess.Popen(
         [sys.executable, "-m", "tdgui"],
@@ -92,12 +109,13 @@ def test_ctrl_c_quits_the_running_app(qapp: object, tmp_path: Path, isolated_con
     try:
         wait_until_running(isolated_config, proc)
         time.sleep(IDLE)  # the start-up's own work is over: the loop idles, as a user's app does
-        seconds = interrupt_and_wait(proc)
+        seconds = interrupt_and_wait(proc) if number == signal.SIGINT else signal_and_wait(proc, number)
     finally:
         if proc.poll() is None:
             proc.kill()
-    print(f"\nCtrl-C: the app quit {seconds:.2f} s later")
-    assert proc.returncode == 0, proc.communicate()
+    out, err = proc.communicate()
+    print(f"\n{number.name}: the app quit {seconds:.2f} s later")
+    assert proc.returncode == 0, (proc.returncode, out, err[-2000:])
 
 
 def test_make_run_xvfb_starts_on_request_and_ctrl_c_stops_it(
