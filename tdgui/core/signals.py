@@ -60,6 +60,8 @@ def critical_section(what: str) -> Iterator[None]:
         held.append(signum)
 
     for signum in DEFERRED:
+        if signal.getsignal(signum) is signal.SIG_IGN:
+            continue  # ignored by whoever started us (nohup: SIGHUP), so nothing to hold
         try:
             previous[signum] = signal.signal(signum, hold)
         except (ValueError, OSError):  # not settable here (e.g. an embedded interpreter)

@@ -60,7 +60,13 @@ class InterruptQuit(QObject):
         for end in (self._reader, self._writer):
             end.setblocking(False)
         self._previous_fd = signal.set_wakeup_fd(self._writer.fileno())
-        self._previous = {number: signal.signal(number, self._on_signal) for number in signals}
+        # A signal ignored by whoever started the app stays ignored: `nohup tdgui &` asked for
+        # the app to outlive its terminal (the shells' rule for signals ignored on entry).
+        self._previous = {
+            number: signal.signal(number, self._on_signal)
+            for number in signals
+            if signal.getsignal(number) is not signal.SIG_IGN
+        }
         self._notifier = QSocketNotifier(self._reader.fileno(), QSocketNotifier.Type.Read, self)
         self._notifier.activated.connect(self._drain)
         self.received: list[int] = []

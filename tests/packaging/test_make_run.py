@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from helpers.signals import default_signals
+
 ROOT = Path(__file__).resolve().parents[2]
 STAMP = ".venv/.stamp-installed"
 NO_DISPLAY_VARS = ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")
@@ -105,6 +107,7 @@ def test_quit_signals_quit_the_running_app(
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,  # its own process group, as a terminal's foreground job
+        preexec_fn=default_signals,
     )
     try:
         wait_until_running(isolated_config, proc)
@@ -139,3 +142,32 @@ def test_make_run_xvfb_starts_on_request_and_ctrl_c_stops_it(
             os.killpg(proc.pid, signal.SIGKILL)
     out, _ = proc.communicate()
     assert "invisible Xvfb" in out
+
+
+def test_nohup_keeps_the_app_through_a_hangup(qapp: object, tmp_path: Path, isolated_config: Path) -> None:
+    """`nohup tdgui &` asked for SIGHUP to be ignored: the app keeps it ignored (and runs on)."""
+
+    def as_under_nohup() -> None:
+        default_signals()
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", HOME=str(tmp_path / "home"))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tdgui"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        preexec_fn=as_under_nohup,
+    )
+    try:
+        wait_until_running(isolated_config, proc)
+        proc.send_signal(signal.SIGHUP)
+        time.sleep(IDLE)
+        assert proc.poll() is None, "the app quit on a SIGHUP that nohup had it ignore"
+        signal_and_wait(proc, signal.SIGTERM)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, proc.communicate()

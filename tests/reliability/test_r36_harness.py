@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from helpers.signals import default_signals
 from rel_support import wait_for
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "with-keyring.sh"
@@ -77,6 +78,7 @@ def test_runs_clean_up_and_keep_the_exit_code(tmpdir_env: tuple[Path, dict[str, 
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
             text=True,
+            preexec_fn=default_signals,
         )
         assert proc.stdout is not None and proc.stdout.readline().strip() == "started"
         proc.send_signal(sig)
