@@ -41,6 +41,10 @@ URGENCY_NORMAL = 1
 URGENCY_CRITICAL = 2
 
 
+class NoDaemon(Exception):
+    """No session bus, or no notification daemon running on it: the tray balloon instead."""
+
+
 class DesktopNotifier(QObject):
     """One resident notification per account on the session bus; emits the action the user chose."""
 
@@ -64,11 +68,17 @@ class DesktopNotifier(QObject):
         self.ids: dict[int, str] = {}
         self.by_account: dict[str, int] = {}
         self._closed = False
+        #: _connect runs in worker threads (every bus call is off the GUI thread): one at a time
+        self._connecting = threading.Lock()
         self._signal_seen.connect(self._on_signal_seen)
 
     # -- the bus ----------------------------------------------------------------------------
     def _connect(self) -> Any:
         """The router on the session bus, opened once; None where there is no session bus."""
+        with self._connecting:
+            return self._open_router()
+
+    def _open_router(self) -> Any:
         if self._router is not None or self._closed:
             return self._router
         try:
@@ -91,45 +101,40 @@ class DesktopNotifier(QObject):
             router.send_and_get_reply(message_bus.AddMatch(rule), timeout=CALL_TIMEOUT)
         except Exception as exc:  # jeepney raises its own errors and TimeoutError
             log.warning("could not subscribe to notification signals: %s", exc)
+        if self._closed:  # the app quit while this worker connected
+            router.close()
+            router.conn.close()
+            return None
         self._router = router
         self._listener = threading.Thread(target=self._listen, name="tdgui-notifications", daemon=True)
         self._listener.start()
         return router
 
-    def available(self) -> bool:
-        """True when a notification daemon owns the name now.
+    def _daemon(self, router: Any) -> str | None:
+        """The unique bus name of the notification daemon running now, or None (blocking).
 
         Only a running daemon counts: D-Bus would also start an installed one on demand, but a
         daemon the desktop does not run is a second notification UI nobody looks at.
         """
-        router = self._connect()
-        if router is None:
-            return False
         from jeepney import message_bus
         from jeepney.wrappers import unwrap_msg
 
-        try:
-            (owned,) = unwrap_msg(
-                router.send_and_get_reply(message_bus.NameHasOwner(SERVICE), timeout=CALL_TIMEOUT)
-            )
-            if not owned:
-                self._owner = None
-                return False
-            (self._owner,) = unwrap_msg(
-                router.send_and_get_reply(message_bus.GetNameOwner(SERVICE), timeout=CALL_TIMEOUT)
-            )
-        except Exception as exc:  # the bus went away or did not answer
-            log.info("cannot ask the session bus for a notification daemon: %s", exc)
-            return False
-        return True
+        def ask(message: Any) -> Any:
+            (answer,) = unwrap_msg(router.send_and_get_reply(message, timeout=CALL_TIMEOUT))
+            return answer
+
+        if not ask(message_bus.NameHasOwner(SERVICE)):
+            return None
+        return str(ask(message_bus.GetNameOwner(SERVICE)))
 
     # -- sending ----------------------------------------------------------------------------
     def notify(self, account: str, title: str, text: str, *, urgent: bool) -> None:
-        """Show (or replace) this account's notification; off the GUI thread, the reply queued back."""
-        router = self._connect()
-        if router is None:
-            self.failed.emit(account, title, text)
-            return
+        """Show (or replace) this account's notification; `sent` or `failed` follows.
+
+        Every bus call (connecting, asking for the daemon, Notify) runs off the GUI thread: a
+        session bus or daemon that does not answer costs the window nothing, and the warning
+        reaches the tray balloon (`failed`) after CALL_TIMEOUT.
+        """
         replaces = self.by_account.get(account, 0)
         body = (
             "tdgui",
@@ -149,19 +154,26 @@ class DesktopNotifier(QObject):
             0,  # expire_timeout 0: never expires (spec: Notify)
         )
 
-        def send() -> int:
+        def send() -> tuple[int, str]:
             from jeepney import DBusAddress, new_method_call
             from jeepney.low_level import MessageFlag
             from jeepney.wrappers import unwrap_msg
 
+            router = self._connect()
+            if router is None:
+                raise NoDaemon("no session bus")
+            owner = self._daemon(router)
+            if owner is None:
+                raise NoDaemon("no notification daemon is running")
             address = DBusAddress(PATH, bus_name=SERVICE, interface=INTERFACE)
             message = new_method_call(address, "Notify", "susssasa{sv}i", body)
-            message.header.flags |= MessageFlag.no_auto_start  # see available()
+            message.header.flags |= MessageFlag.no_auto_start  # see _daemon()
             (notification_id,) = unwrap_msg(router.send_and_get_reply(message, timeout=CALL_TIMEOUT))
-            return int(notification_id)
+            return int(notification_id), owner
 
-        def done(notification_id: object) -> None:
-            assert isinstance(notification_id, int)
+        def done(answer: object) -> None:
+            assert isinstance(answer, tuple)
+            notification_id, self._owner = answer
             old = self.by_account.get(account)
             if old is not None and old != notification_id:
                 self.ids.pop(old, None)
@@ -171,7 +183,10 @@ class DesktopNotifier(QObject):
             self.sent.emit(account, notification_id)
 
         def refused(error: BaseException) -> None:
-            log.warning("the notification daemon refused the warning for %s: %s", account, error)
+            if isinstance(error, NoDaemon):
+                log.info("no desktop notification for %s: %s", account, error)
+            else:  # jeepney's errors, TimeoutError, OSError: the bus or daemon failed us
+                log.warning("the notification daemon refused the warning for %s: %s", account, error)
             self.failed.emit(account, title, text)
 
         run_in_background(send, done, refused, context=self)

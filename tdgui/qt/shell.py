@@ -182,12 +182,11 @@ class Shell(QObject):
         """Tray message when there is a tray; always the in-window banner (one click opens the login)."""
         title = "tdgui: login required" if kind == KIND_EXPIRED else "tdgui: log in again soon"
         self.window.show_notice(name, text)
-        if self.desktop.available():
-            status = self.controller.statuses.get(name)
-            self._notified_login[name] = None if status is None else status.login_at
-            self.desktop.notify(name, title, text, urgent=kind == KIND_EXPIRED)
-        elif self.use_tray:
-            self.tray.notify(name, title, text)
+        # The desktop's notification daemon first; where there is none (or it fails to
+        # answer), _on_desktop_failed shows the tray balloon instead.
+        status = self.controller.statuses.get(name)
+        self._notified_login[name] = None if status is None else status.login_at
+        self.desktop.notify(name, title, text, urgent=kind == KIND_EXPIRED)
 
     @Slot(str, str, str)
     def _on_desktop_failed(self, name: str, title: str, text: str) -> None:

@@ -7,10 +7,17 @@ D-Bus (tests/helpers/notification_daemon.py); its context menu invokes the actio
 
 from __future__ import annotations
 
+import itertools
+import socket
+import subprocess
+import sys
+import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from PySide6.QtCore import QTimer
 from pytestqt.qtbot import QtBot
 
 from helpers.notification_daemon import Dunst
@@ -105,7 +112,7 @@ def test_without_a_notification_service_the_tray_balloon_warns(
     service = manual_service
     expiring_accounts(service, sandbox, add_sandbox_account, ("alpha",), 1.5 * HOUR)
     shell = make_shell(qtbot, service)
-    assert not shell.desktop.available()
+    assert not Dunst.running()
     shell.start()
     qtbot.waitUntil(lambda: shell.tray.last_message is not None, timeout=15_000)
     assert shell.tray.last_message is not None
@@ -114,6 +121,115 @@ def test_without_a_notification_service_the_tray_balloon_warns(
     assert shell.tray.last_notice_account == "alpha"
     assert shell.desktop.by_account == {}
     shell.shutdown()
+
+
+#: Owns org.freedesktop.Notifications on the session bus, reads every call, answers none.
+HUNG_DAEMON = """
+from jeepney.bus_messages import message_bus
+from jeepney.io.blocking import open_dbus_connection
+conn = open_dbus_connection(bus="SESSION")
+conn.send_and_get_reply(message_bus.RequestName("org.freedesktop.Notifications"))
+print("owned", flush=True)
+while True:
+    conn.receive()
+"""
+
+
+@pytest.fixture
+def hung_daemon() -> Iterator[None]:
+    proc = subprocess.Popen([sys.executable, "-c", HUNG_DAEMON], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "owned"
+        yield
+    finally:
+        proc.kill()
+        proc.wait(10)
+
+
+class SilentBus:
+    """A session bus that authenticates its clients (SASL EXTERNAL) and then never answers."""
+
+    def __init__(self, path: Path) -> None:
+        self.listener = socket.socket(socket.AF_UNIX)
+        self.listener.bind(str(path))
+        self.listener.listen(8)
+        self.address = f"unix:path={path}"
+        self.held: list[socket.socket] = []
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            self.held.append(client)
+            try:
+                client.settimeout(5)
+                client.recv(4096)  # "\0AUTH EXTERNAL <uid>\r\n"
+                client.sendall(b"OK 0123456789abcdef0123456789abcdef\r\n")
+            except OSError:
+                continue  # then BEGIN and Hello, which stay unanswered
+
+    def close(self) -> None:
+        self.listener.close()
+        for client in self.held:
+            client.close()
+
+
+def warn_and_watch_the_window(
+    qtbot: QtBot, service: TokenService, sandbox: SandboxServer, add: Callable[..., str]
+) -> float:
+    """Start a shell with an expiring account; the longest stall of its GUI thread until the balloon."""
+    expiring_accounts(service, sandbox, add, ("alpha",), 1.5 * HOUR)
+    shell = make_shell(qtbot, service)
+    ticks: list[float] = []
+    timer = QTimer()
+    timer.timeout.connect(lambda: ticks.append(time.monotonic()))
+    timer.start(100)
+    try:
+        shell.start()
+        qtbot.waitUntil(lambda: shell.tray.last_message is not None, timeout=40_000)
+    finally:
+        timer.stop()
+    assert shell.tray.last_message is not None
+    title, text = shell.tray.last_message
+    assert title == "tdgui: log in again soon" and "alpha" in text
+    assert shell.desktop.by_account == {}
+    shell.shutdown()
+    assert len(ticks) > 10, ticks
+    return max(b - a for a, b in itertools.pairwise(ticks))
+
+
+def test_a_hung_session_bus_costs_the_window_nothing(
+    qtbot: QtBot,
+    manual_service: TokenService,
+    sandbox: SandboxServer,
+    add_sandbox_account: Callable[..., str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Every bus call is off the GUI thread: jeepney waits 10 s for the bus's Hello there."""
+    bus = SilentBus(tmp_path / "silent-bus")
+    monkeypatch.setenv("DBUS_SESSION_BUS_ADDRESS", bus.address)
+    try:
+        stall = warn_and_watch_the_window(qtbot, manual_service, sandbox, add_sandbox_account)
+    finally:
+        bus.close()
+    # The old code connected on the GUI thread: the window froze 10 s, then the balloon.
+    assert stall < 2.5, f"the window stalled {stall:.1f} s"
+
+
+def test_a_hung_notification_daemon_leaves_the_warning_to_the_balloon(
+    qtbot: QtBot,
+    manual_service: TokenService,
+    sandbox: SandboxServer,
+    add_sandbox_account: Callable[..., str],
+    hung_daemon: None,
+) -> None:
+    """Notify is not answered within CALL_TIMEOUT: the tray balloon warns; the window never waits."""
+    stall = warn_and_watch_the_window(qtbot, manual_service, sandbox, add_sandbox_account)
+    assert stall < 2.5, f"the window stalled {stall:.1f} s"
 
 
 def test_the_lead_time_from_the_settings_is_respected(
