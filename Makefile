@@ -46,7 +46,7 @@ typecheck: setup
 
 pytest: setup
 	QT_QPA_PLATFORM=offscreen QTWEBENGINE_DISABLE_SANDBOX=1 \
-		scripts/with-keyring.sh $(VENV)/bin/pytest -q -p no:cacheprovider
+		scripts/with-keyring.sh $(VENV)/bin/pytest -q -p no:cacheprovider --durations=15
 
 ## The desktop self-test in a real window under Xvfb; screenshots go to build/screenshots/.
 selftest: setup
