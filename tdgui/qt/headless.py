@@ -9,7 +9,7 @@ import socket
 import sys
 from collections.abc import Callable, Mapping
 
-from PySide6.QtCore import QObject, QSocketNotifier
+from PySide6.QtCore import QObject, QSocketNotifier, QTimer
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +74,9 @@ class InterruptQuit(QObject):
     def _on_signal(self, number: int, _frame: object) -> None:
         self.received.append(number)
         log.info("signal %d: quitting", number)
-        self._quit()
+        # On the loop's next turn, not here: the handler runs between any two bytecodes of the
+        # GUI thread, maybe inside a slot halfway through its work.
+        QTimer.singleShot(0, self._quit)
 
     def _drain(self) -> None:
         # Reading the byte is enough: the Python-level handler runs as soon as Python code runs,

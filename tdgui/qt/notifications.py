@@ -11,6 +11,10 @@ PySide6 6.12 cannot marshal one: a Python int becomes 'i' in a message, and
 (pure Python, already installed on Linux as keyring's Secret Service transport) takes an
 explicit signature. Its threading router reads the socket on its own thread; replies and the
 daemon's signals come back to the GUI thread through queued Qt signals.
+
+Every bus call runs on one daemon thread of this module, in order: a bus or daemon that does
+not answer holds that thread only (not the app's worker pool, not the app's exit), and a
+notification and its withdrawal reach the daemon in the order they were asked for.
 """
 
 from __future__ import annotations
@@ -18,11 +22,10 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from PySide6.QtCore import QObject, Signal, Slot
-
-from tdgui.qt.worker import run_in_background
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +39,8 @@ ACTION_LOGIN_LABEL = "Log in now"
 ACTION_DEFAULT = "default"
 #: Seconds to wait for the bus or the daemon: a hung daemon must not keep a warning from the tray.
 CALL_TIMEOUT = 5.0
+#: Seconds close() waits for a bus call in flight (a hung bus would hold the quit up to 11 s).
+CLOSE_WAIT = 1.0
 #: urgency hint values (spec: "Urgency Levels")
 URGENCY_NORMAL = 1
 URGENCY_CRITICAL = 2
@@ -56,6 +61,8 @@ class DesktopNotifier(QObject):
     failed = Signal(str, str, str)
     #: from the router's thread: member, notification id, action key (queued to the GUI thread)
     _signal_seen = Signal(str, int, str)
+    #: from the bus thread: a callback and its argument, run on the GUI thread
+    _answered = Signal(object, object)
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -67,19 +74,49 @@ class DesktopNotifier(QObject):
         #: notification id -> account, and the account's current notification
         self.ids: dict[int, str] = {}
         self.by_account: dict[str, int] = {}
+        #: close() ran (the app quits): no more bus calls, no more answers delivered
         self._closed = False
-        #: _connect runs in worker threads (every bus call is off the GUI thread): one at a time
-        self._connecting = threading.Lock()
+        #: the session bus could not be reached: every later notify fails at once
+        self._no_bus = False
+        #: the bus thread's own record: account -> the id the daemon shows for it now
+        self._shown: dict[str, int] = {}
+        self._jobs: queue.Queue[Any] = queue.Queue()
+        self._bus_thread: threading.Thread | None = None
+        #: guards publishing the router against close() (never held while connecting)
+        self._publish = threading.Lock()
         self._signal_seen.connect(self._on_signal_seen)
+        self._answered.connect(self._on_answered)
+
+    # -- the bus thread ---------------------------------------------------------------------
+    def _submit(
+        self, call: Callable[[], Any], done: Callable[[Any], None], failed: Callable[[BaseException], None]
+    ) -> None:
+        """Run `call` on the bus thread; `done(value)` or `failed(error)` then on the GUI thread."""
+        if self._bus_thread is None:
+            self._bus_thread = threading.Thread(target=self._run_jobs, name="tdgui-bus", daemon=True)
+            self._bus_thread.start()
+        self._jobs.put((call, done, failed))
+
+    def _run_jobs(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            call, done, failed = job
+            try:
+                answer: tuple[Callable[[Any], None], object] = (done, call())
+            except Exception as exc:  # jeepney's errors, TimeoutError, OSError, NoDaemon
+                answer = (failed, exc)
+            if self._closed:
+                return  # the app quits: the notifier (a QObject) may be gone with it
+            self._answered.emit(*answer)
+
+    @Slot(object, object)
+    def _on_answered(self, callback: Callable[[Any], None], value: object) -> None:
+        if not self._closed:
+            callback(value)
 
     # -- the bus ----------------------------------------------------------------------------
     def _connect(self) -> Any:
-        """The router on the session bus, opened once; None where there is no session bus."""
-        with self._connecting:
-            return self._open_router()
-
-    def _open_router(self) -> Any:
-        if self._router is not None or self._closed:
+        """The router on the session bus, opened once; None where there is none (bus thread)."""
+        if self._router is not None or self._closed or self._no_bus:
             return self._router
         try:
             from jeepney import MatchRule, message_bus
@@ -91,7 +128,7 @@ class DesktopNotifier(QObject):
         except (OSError, KeyError, ValueError, RuntimeError) as exc:
             # No DBUS_SESSION_BUS_ADDRESS, or a bus that refuses us: not an error for the app.
             log.debug("no session bus for desktop notifications: %s", exc)
-            self._closed = True
+            self._no_bus = True
             return None
         rule = MatchRule(type="signal", interface=INTERFACE, path=PATH)
         self._filter = router.filter(rule, queue=self._queue)
@@ -101,14 +138,17 @@ class DesktopNotifier(QObject):
             router.send_and_get_reply(message_bus.AddMatch(rule), timeout=CALL_TIMEOUT)
         except Exception as exc:  # jeepney raises its own errors and TimeoutError
             log.warning("could not subscribe to notification signals: %s", exc)
-        if self._closed:  # the app quit while this worker connected
-            router.close()
-            router.conn.close()
-            return None
-        self._router = router
-        self._listener = threading.Thread(target=self._listen, name="tdgui-notifications", daemon=True)
-        self._listener.start()
-        return router
+        with self._publish:
+            if not self._closed:
+                self._router = router
+                self._listener = threading.Thread(
+                    target=self._listen, name="tdgui-notifications", daemon=True
+                )
+                self._listener.start()
+                return router
+        router.close()  # the app quit while this thread connected
+        router.conn.close()
+        return None
 
     def _daemon(self, router: Any) -> str | None:
         """The unique bus name of the notification daemon running now, or None (blocking).
@@ -131,14 +171,13 @@ class DesktopNotifier(QObject):
     def notify(self, account: str, title: str, text: str, *, urgent: bool) -> None:
         """Show (or replace) this account's notification; `sent` or `failed` follows.
 
-        Every bus call (connecting, asking for the daemon, Notify) runs off the GUI thread: a
-        session bus or daemon that does not answer costs the window nothing, and the warning
-        reaches the tray balloon (`failed`) after CALL_TIMEOUT.
+        On the bus thread: a bus or daemon that does not answer costs the window nothing; the
+        warning then reaches the tray balloon (`failed`) once the bus gave up (CALL_TIMEOUT
+        per call; jeepney's own 1 s to log in to the bus and 10 s for its Hello).
         """
-        replaces = self.by_account.get(account, 0)
-        body = (
+        body = [
             "tdgui",
-            replaces,
+            0,  # replaces_id: the bus thread's current id of this account's notification
             "dialog-warning",
             title,
             text,
@@ -152,7 +191,7 @@ class DesktopNotifier(QObject):
                 "category": ("s", "x-tdgui.login"),
             },
             0,  # expire_timeout 0: never expires (spec: Notify)
-        )
+        ]
 
         def send() -> tuple[int, str]:
             from jeepney import DBusAddress, new_method_call
@@ -165,10 +204,12 @@ class DesktopNotifier(QObject):
             owner = self._daemon(router)
             if owner is None:
                 raise NoDaemon("no notification daemon is running")
+            body[1] = self._shown.get(account, 0)
             address = DBusAddress(PATH, bus_name=SERVICE, interface=INTERFACE)
-            message = new_method_call(address, "Notify", "susssasa{sv}i", body)
+            message = new_method_call(address, "Notify", "susssasa{sv}i", tuple(body))
             message.header.flags |= MessageFlag.no_auto_start  # see _daemon()
             (notification_id,) = unwrap_msg(router.send_and_get_reply(message, timeout=CALL_TIMEOUT))
+            self._shown[account] = int(notification_id)
             return int(notification_id), owner
 
         def done(answer: object) -> None:
@@ -185,32 +226,39 @@ class DesktopNotifier(QObject):
         def refused(error: BaseException) -> None:
             if isinstance(error, NoDaemon):
                 log.info("no desktop notification for %s: %s", account, error)
-            else:  # jeepney's errors, TimeoutError, OSError: the bus or daemon failed us
-                log.warning("the notification daemon refused the warning for %s: %s", account, error)
+            else:  # jeepney's errors, TimeoutError, OSError
+                log.warning(
+                    "the session bus or notification daemon failed the warning for %s: %s", account, error
+                )
             self.failed.emit(account, title, text)
 
-        run_in_background(send, done, refused, context=self)
+        self._submit(send, done, refused)
 
     def withdraw(self, account: str) -> None:
-        """Remove this account's notification (its login is done): CloseNotification."""
+        """Remove this account's notification (its login is done): CloseNotification.
+
+        After any notify() still on its way: the bus thread closes what it last showed.
+        """
         notification_id = self.by_account.pop(account, None)
-        router = self._router
-        if notification_id is None or router is None:
-            return
-        self.ids.pop(notification_id, None)
+        if notification_id is not None:
+            self.ids.pop(notification_id, None)
 
         def close() -> None:
             from jeepney import DBusAddress, new_method_call
 
+            shown = self._shown.pop(account, None)
+            router = self._router
+            if shown is None or router is None:
+                return
             address = DBusAddress(PATH, bus_name=SERVICE, interface=INTERFACE)
             router.send_and_get_reply(
-                new_method_call(address, "CloseNotification", "u", (notification_id,)), timeout=CALL_TIMEOUT
+                new_method_call(address, "CloseNotification", "u", (shown,)), timeout=CALL_TIMEOUT
             )
 
         def failed(error: BaseException) -> None:
             log.info("could not withdraw the notification of %s: %s", account, error)
 
-        run_in_background(close, None, failed, context=self)
+        self._submit(close, lambda _none: None, failed)
 
     # -- the daemon's signals ---------------------------------------------------------------
     def _listen(self) -> None:
@@ -246,9 +294,15 @@ class DesktopNotifier(QObject):
         self.action_invoked.emit(account, action)
 
     def close(self) -> None:
-        """Stop listening and leave the bus (at quit)."""
-        self._closed = True
-        router, self._router = self._router, None
+        """Stop listening and leave the bus (at quit); a call still waiting on the bus ends too."""
+        with self._publish:
+            self._closed = True
+            router, self._router = self._router, None
+        self._jobs.put(None)
+        if self._bus_thread is not None:
+            # Its call ends first (the reply in, or given up): closing the router under a reply
+            # just set makes jeepney's receiver raise InvalidStateError (a thread exception).
+            self._bus_thread.join(timeout=CLOSE_WAIT)
         self._queue.put(None)
         if self._listener is not None:
             self._listener.join(timeout=5)

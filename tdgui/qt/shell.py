@@ -205,10 +205,16 @@ class Shell(QObject):
     def _withdraw_settled(self) -> None:
         """An account logged in again (a new login time) or removed: its notification is over."""
         statuses = self.controller.statuses
-        for name in list(self.desktop.by_account):
+        # Every account warned, not only those the daemon has answered for: a login that ends
+        # while the warning is still on its way withdraws it once the bus thread has shown it.
+        for name, warned_login in list(self._notified_login.items()):
             status = statuses.get(name)
-            if status is None or status.login_at != self._notified_login.get(name, status.login_at):
-                self._notified_login.pop(name, None)
+            if status is None and not self.controller.loaded:
+                continue  # warned before the first statuses arrived: nothing known yet
+            if status is not None and warned_login is None:
+                self._notified_login[name] = status.login_at  # the login the warning was about
+            elif status is None or status.login_at != warned_login:
+                del self._notified_login[name]
                 self.desktop.withdraw(name)
 
     # -- dialogs ----------------------------------------------------------------------------

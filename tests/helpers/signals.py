@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
-import signal
+from collections.abc import Sequence
 
 
-def default_signals() -> None:
-    """A Popen preexec_fn: the child starts with INT/TERM/HUP at their defaults, as from a terminal.
+def with_default_signals(argv: Sequence[str], *, ignore_hup: bool = False) -> list[str]:
+    """`argv` started with INT/TERM/HUP at their defaults, as from a terminal (SIGHUP ignored,
+    as under `nohup`, with `ignore_hup`).
 
     Signals ignored on entry cannot be trapped by a shell (POSIX), and tdgui keeps them ignored
-    too: a suite started under `nohup` (SIGHUP ignored) made row 36's SIGHUP case wait out the
-    child's 60 s sleep.
+    too: a suite started under `nohup` made row 36's SIGHUP case wait out its child's 60 s
+    sleep. coreutils' env, not a preexec_fn: the suite's process runs Qt's threads, and code
+    between fork and exec is unsafe there.
     """
-    for number in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(number, signal.SIG_DFL)
+    prefix = ["env", "--default-signal=INT,TERM,HUP"]
+    if ignore_hup:
+        prefix.append("--ignore-signal=HUP")
+    return [*prefix, *argv]

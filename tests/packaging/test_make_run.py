@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers.signals import default_signals
+from helpers.signals import with_default_signals
 
 ROOT = Path(__file__).resolve().parents[2]
 STAMP = ".venv/.stamp-installed"
@@ -101,13 +101,12 @@ def test_quit_signals_quit_the_running_app(
     """Ctrl-C (SIGINT to the group), logout or `kill` (SIGTERM), the terminal closed (SIGHUP)."""
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen", HOME=str(tmp_path / "home"))
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tdgui"],
+        with_default_signals([sys.executable, "-m", "tdgui"]),
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,  # its own process group, as a terminal's foreground job
-        preexec_fn=default_signals,
     )
     try:
         wait_until_running(isolated_config, proc)
@@ -146,20 +145,14 @@ def test_make_run_xvfb_starts_on_request_and_ctrl_c_stops_it(
 
 def test_nohup_keeps_the_app_through_a_hangup(qapp: object, tmp_path: Path, isolated_config: Path) -> None:
     """`nohup tdgui &` asked for SIGHUP to be ignored: the app keeps it ignored (and runs on)."""
-
-    def as_under_nohup() -> None:
-        default_signals()
-        signal.signal(signal.SIGHUP, signal.SIG_IGN)
-
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen", HOME=str(tmp_path / "home"))
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tdgui"],
+        with_default_signals([sys.executable, "-m", "tdgui"], ignore_hup=True),
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,
-        preexec_fn=as_under_nohup,
     )
     try:
         wait_until_running(isolated_config, proc)
@@ -171,3 +164,7 @@ def test_nohup_keeps_the_app_through_a_hangup(qapp: object, tmp_path: Path, isol
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 0, proc.communicate()
+    # Only the SIGTERM quit it: the app never acted on the hangup (not even slowly).
+    log = (Path(os.environ["TD_LOG_DIR"]) / "tdgui.log").read_text()
+    assert f"signal {int(signal.SIGTERM)}: quitting" in log, log[-2000:]
+    assert f"signal {int(signal.SIGHUP)}: quitting" not in log, log[-2000:]

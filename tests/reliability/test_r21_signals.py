@@ -21,7 +21,7 @@ import time
 
 import pytest
 
-from helpers.signals import default_signals
+from helpers.signals import with_default_signals
 from rel_support import add_sandbox_account, log_in, make_due, scale, start_sandbox_for_test
 from tdgui.core.config import Config
 from tdgui.core.errors import LoginRequired
@@ -70,12 +70,11 @@ def test_signals_during_a_rotating_refresh_lose_no_grant(kind: str, signame: str
             command = ["token", name] if i % 2 == 0 else ["refresh", name, "--force"]
             before = server.stats()["refresh_requests"]
             proc = subprocess.Popen(
-                [sys.executable, "-m", "tdgui", *command],
+                with_default_signals([sys.executable, "-m", "tdgui", *command]),
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.PIPE,
                 env=env,
-                preexec_fn=default_signals,
             )
             if rng.random() < 0.25:
                 # Some kills during start-up or the local checks, before any request.

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers.signals import default_signals
+from helpers.signals import with_default_signals
 from rel_support import wait_for
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "with-keyring.sh"
@@ -73,12 +73,11 @@ def test_runs_clean_up_and_keep_the_exit_code(tmpdir_env: tuple[Path, dict[str, 
     stopped = []
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         proc = subprocess.Popen(
-            [str(SCRIPT), "sh", "-c", "echo started; exec sleep 60"],
+            with_default_signals([str(SCRIPT), "sh", "-c", "echo started; exec sleep 60"]),
             env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
             text=True,
-            preexec_fn=default_signals,
         )
         assert proc.stdout is not None and proc.stdout.readline().strip() == "started"
         proc.send_signal(sig)

@@ -48,6 +48,8 @@ DRIVE_SANDBOX_PAGE = """(function (fill, consent) {
 #: How long the script waits on a visited page for the guard before it goes back anyway (the
 #: test then fails on its counts instead of waiting out the whole login timeout).
 GUARD_PATIENCE_MS = 10_000
+#: How long a page script may take to answer before the page is looked at again.
+SCRIPT_PATIENCE_MS = 5_000
 
 
 class _MaskingFilter(logging.Filter):
@@ -188,6 +190,10 @@ class _HookScript:
         #: (fill the form, then press the consent button, each once, when the page has it)
         self.step = "visit" if hooks.visit else "driving"
         self.filled = self.consented = not hooks.autofill
+        #: a page script is out and has not answered: another load report does not send a second
+        self.script_out = False
+        self.load_missed = False
+        self.scripts_sent = 0
         self.shot_taken = not hooks.screenshot
         window.page_loaded.connect(self.on_loaded)
         window.guarded.connect(self.on_guarded)
@@ -227,16 +233,34 @@ class _HookScript:
             self._go("visiting")
             window.navigate(self.hooks.visit)
         elif self.step == "driving" and not (self.filled and self.consented):
+            if self.script_out:
+                self.load_missed = True  # looked at once the script out has answered
+                return
             consent = "null" if self.consented else json.dumps(self.hooks.consent)
             script = DRIVE_SANDBOX_PAGE % ("false" if self.filled else "true", consent)
+            self.script_out = True
+            self.scripts_sent += 1
             window.run_sandbox_script(script, self.on_driven)
+            sent = self.scripts_sent
+            QTimer.singleShot(SCRIPT_PATIENCE_MS, lambda: self.script_silent(sent))
 
     def on_driven(self, did: object) -> None:
         log.info("test hooks: the page script did %r", did)
+        self.script_out = False
         if did == "form":
             self.filled = True
         elif did == "consent":
             self.consented = True
+        if self.load_missed:
+            self.load_missed = False
+            self.advance()
+
+    def script_silent(self, sent: int) -> None:
+        # A page that went away under the script may never answer it: look at the page again.
+        if self.script_out and sent == self.scripts_sent:
+            log.warning("test hooks: the page script did not answer; looking at the page again")
+            self.script_out = False
+            self.advance()
 
     def guard_silent(self) -> None:
         if self.step == "visiting" and self.window.result is None:
