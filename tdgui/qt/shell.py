@@ -172,6 +172,8 @@ class Shell(QObject):
     # -- background refresh and notifications ----------------------------------------------
     @Slot(str, bool, str)
     def _on_background_refresh(self, name: str, ok: bool, message: str) -> None:
+        if self._shut_down:
+            return  # a refresh that ended after the quit: no window to tell
         if not ok:
             log.info("background refresh of %s failed", name)
             self.window.statusBar().showMessage(f"{name}: {message}", 60_000)

@@ -87,6 +87,29 @@ def controller(service: TokenService) -> Iterator[object]:
 
 
 @pytest.fixture(autouse=True)
+def shells_shut_down(qtbot: object, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Every Shell a test made is shut down when it ends, also when it failed half-way.
+
+    A failed test used to leave its shell's scheduler running: it refreshed against the stopped
+    sandbox and its answer reached a deleted window during a later test, failing that one too.
+    Torn down before qtbot (requested here), so the windows still exist.
+    """
+    from tdgui.qt.shell import Shell
+
+    made: list[Shell] = []
+    original = Shell.__init__
+
+    def tracked(self: Shell, *args: object, **kwargs: object) -> None:
+        original(self, *args, **kwargs)  # type: ignore[arg-type]
+        made.append(self)
+
+    monkeypatch.setattr(Shell, "__init__", tracked)
+    yield
+    for shell in made:
+        shell.shutdown()
+
+
+@pytest.fixture(autouse=True)
 def no_profile_leaks(qtlog: object) -> Iterator[None]:
     """Fail a test whose web engine teardown left a page behind its profile (Qt warns about it)."""
     yield
