@@ -8,9 +8,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import TYPE_CHECKING
 
+from tdgui.core import schedule
 from tdgui.core.status import AccountPlan
 from tdgui.core.text import fmt_duration, fmt_when
+
+if TYPE_CHECKING:
+    from tdgui.core.config import Settings
 
 #: A single sleep never exceeds this: a laptop that slept through a deadline re-checks soon after
 #: waking even if no resume signal arrives. One wake-up an hour is not polling.
@@ -55,6 +60,16 @@ class WarnPolicy:
     def of(cls, first: float, second: float) -> WarnPolicy:
         """The user's two settings; one that is off (0) or repeats the other adds nothing."""
         return cls(tuple(sorted({lead for lead in (float(first), float(second)) if lead > 0}, reverse=True)))
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> WarnPolicy:
+        """The user's "log in again soon" lead times (Settings)."""
+        return cls.of(settings.login_warning_seconds, settings.login_second_warning_seconds)
+
+    @property
+    def login_soon(self) -> float:
+        """How long before expiry an account shows as "login soon": the first warning's lead."""
+        return self.leads[0] if self.leads else schedule.WARN_WINDOW
 
     def stage(self, left: float) -> float | None:
         """The warning `left` seconds before expiry falls in: the shortest lead not passed yet."""

@@ -14,7 +14,8 @@ Times = TokenSet | TokenTimes
 DEFAULT_LEAD = 300.0
 #: A TD Ameritrade refresh token is renewed when it has less than this left (it lasts 90 days).
 RENEW_WINDOW = 7 * 24 * 3600.0
-#: Warn this long before a refresh token dies (Schwab users must log in every 7 days).
+#: Warn this long before a refresh token dies (Schwab users must log in every 7 days); the
+#: user's first warning lead (Settings.login_warning_seconds) replaces it where it is known.
 WARN_WINDOW = 24 * 3600.0
 #: The lead is at most this fraction of the access token's lifetime (issue 14, defect 6).
 LEAD_FRACTION = 0.25
@@ -95,7 +96,9 @@ def account_state(
     *,
     login_required: bool = False,
     last_error: str | None = None,
+    login_soon: float = WARN_WINDOW,
 ) -> AccountState:
+    """`login_soon`: "login soon" from this long before the refresh token dies."""
     if tokens is None or login_required or not tokens.refresh_valid(now):
         if tokens is not None and not tokens.has_refresh_token and tokens.access_valid(now):
             return AccountState.VALID  # a provider without refresh tokens: valid until expiry
@@ -103,7 +106,7 @@ def account_state(
     if last_error and not tokens.access_valid(now):
         return AccountState.ERROR
     remaining = tokens.refresh_remaining(now)
-    if remaining is not None and remaining < WARN_WINDOW and not provider.renews_refresh_token:
+    if remaining is not None and remaining < login_soon and not provider.renews_refresh_token:
         return AccountState.LOGIN_SOON
     if not tokens.access_valid(now, effective_lead(tokens, lead)):
         return AccountState.REFRESH_SOON

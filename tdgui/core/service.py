@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tdgui.core import export, flow, fsutil, schedule
+from tdgui.core.background import WarnPolicy
 from tdgui.core.clock import SYSTEM_CLOCK, Clock
 from tdgui.core.config import Account, Config
 from tdgui.core.db_setup import store_place
@@ -348,12 +349,20 @@ class TokenService(StoreWiring):
 
     # -- status ---------------------------------------------------------------------------
     def status(self, name: str) -> AccountStatus:
-        return self._status_of(self.account(name))
+        return self._status_of(self.account(name), self._login_soon())
 
     def statuses(self) -> list[AccountStatus]:
-        return [self._status_of(a) for a in self.config.accounts()]
+        login_soon = self._login_soon()
+        return [self._status_of(a, login_soon) for a in self.config.accounts()]
 
-    def _status_of(self, account: Account) -> AccountStatus:
+    def _login_soon(self) -> float:
+        """The user's first warning lead, so the state turns "login soon" when they are told."""
+        try:
+            return WarnPolicy.from_settings(self.config.settings()).login_soon
+        except TdguiError:
+            return schedule.WARN_WINDOW  # a broken settings file: config reports it elsewhere
+
+    def _status_of(self, account: Account, login_soon: float) -> AccountStatus:
         now = self.clock.now()
         provider = self.provider(account)
         read_error = times = None
@@ -378,6 +387,7 @@ class TokenService(StoreWiring):
             self.lead,
             read_error=read_error,
             interrupted=interrupted,
+            login_soon=login_soon,
         )
         return replace(status, store_place=store_place(account, kind))
 

@@ -68,6 +68,9 @@ class AccountStatus:
     #: Where the tokens live, in words ("PostgreSQL on db.example, encrypted"); see
     #: tdgui.core.db_setup.store_place. Not in `--json` (which names the store kind).
     store_place: str = ""
+    #: The state is "login soon" from this long before the refresh token dies: the user's first
+    #: warning lead (the notifications' too). Not in `--json`.
+    login_soon: float = schedule.WARN_WINDOW
 
     @property
     def severity(self) -> Severity:
@@ -85,6 +88,7 @@ class AccountStatus:
         body = asdict(self)
         body.pop("now")
         body.pop("store_place")
+        body.pop("login_soon")
         body["state"] = self.state.value
         body["warnings"] = list(self.warnings)
         body["access_expires_in"] = remaining(self.access_expires_at)
@@ -117,6 +121,7 @@ def status_of(
     *,
     read_error: str | None = None,
     interrupted: bool = False,
+    login_soon: float = schedule.WARN_WINDOW,
 ) -> AccountStatus:
     """An account's status from its record and token times (`read_error`: the store failed;
     `interrupted`: the record says a refresh is in flight but no process holds its lock)."""
@@ -134,7 +139,13 @@ def status_of(
         state, error, times = AccountState.ERROR, read_error, None
     else:
         state = schedule.account_state(
-            times, provider, now, lead, login_required=record.login_required, last_error=error
+            times,
+            provider,
+            now,
+            lead,
+            login_required=record.login_required,
+            last_error=error,
+            login_soon=login_soon,
         )
     return AccountStatus(
         name=name,
@@ -150,6 +161,7 @@ def status_of(
         last_error=error,
         now=now,
         warnings=tuple(warnings),
+        login_soon=login_soon,
     )
 
 

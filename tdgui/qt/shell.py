@@ -43,11 +43,6 @@ def start_sandbox(config_dir: Path) -> object:
         return SandboxServer(state, port=0).start()
 
 
-def warn_policy(settings: Settings) -> WarnPolicy:
-    """The user's "log in again soon" lead times, for core's policy."""
-    return WarnPolicy.of(settings.login_warning_seconds, settings.login_second_warning_seconds)
-
-
 class Shell(QObject):
     """Owns everything the desktop app runs; `quit_app` is injectable so tests can observe a quit."""
 
@@ -76,7 +71,7 @@ class Shell(QObject):
         self.window = MainWindow(self.controller, open_add_on_first_run=open_add_on_first_run)
         self.scheduler = RefreshScheduler(self.controller, parent=self)
         self.scheduler.notifications_enabled = settings.notifications
-        self.scheduler.warn_policy = warn_policy(settings)
+        self.scheduler.warn_policy = WarnPolicy.from_settings(settings)
         self.tray = Tray(self.controller, parent=self)
         #: freedesktop notifications with a "Log in now" action where a daemon runs (issue 14)
         self.desktop = DesktopNotifier(parent=self)
@@ -249,7 +244,7 @@ class Shell(QObject):
         self.settings = settings
         self.service.lead = float(settings.refresh_lead_seconds)
         self.scheduler.notifications_enabled = settings.notifications
-        self.scheduler.warn_policy = warn_policy(settings)
+        self.scheduler.warn_policy = WarnPolicy.from_settings(settings)
         self.window.apply_settings(settings)
         self.scheduler.reschedule()
         self.controller.reload()

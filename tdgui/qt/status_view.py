@@ -17,23 +17,31 @@ from PySide6.QtWidgets import (
 
 from tdgui.core.clock import Clock
 from tdgui.core.db_setup import kind_place
-from tdgui.core.schedule import LEAD_FRACTION, WARN_WINDOW, AccountState
+from tdgui.core.schedule import LEAD_FRACTION, AccountState
 from tdgui.core.service import AccountStatus
 from tdgui.core.text import fmt_duration, fmt_time, next_login_text
 
 COLOUR_VALID = "#2e7d32"
 COLOUR_SOON = "#f9a825"
 COLOUR_EXPIRED = "#c62828"
-#: "Log in again" shows when the refresh token dies within this long.
-LOGIN_AGAIN_WINDOW = 24 * 3600.0
 
 STATE_TEXT = {
     AccountState.VALID: ("Tokens valid", COLOUR_VALID),
     AccountState.REFRESH_SOON: ("Access token due for refresh", COLOUR_SOON),
-    AccountState.LOGIN_SOON: ("Log in again soon: the refresh token expires within a day", COLOUR_SOON),
+    AccountState.LOGIN_SOON: ("Log in again soon: the refresh token expires within {window}", COLOUR_SOON),
     AccountState.LOGIN_REQUIRED: ("Login required", COLOUR_EXPIRED),
     AccountState.ERROR: ("Error", COLOUR_EXPIRED),
 }
+
+
+def window_text(seconds: float) -> str:
+    """The "login soon" window in words: 'a day', '2 days', '12 h'."""
+    hours = round(seconds / 3600)
+    if hours == 24:
+        return "a day"
+    if hours > 24 and hours % 24 == 0:
+        return f"{hours // 24} days"
+    return f"{max(hours, 1)} h"
 
 
 class Countdown(QWidget):
@@ -204,6 +212,7 @@ class StatusView(QWidget):
         text, colour = STATE_TEXT.get(status.state, (status.state.value, COLOUR_EXPIRED))
         if status.access_expires_at is None and status.state is AccountState.LOGIN_REQUIRED:
             text = "Not logged in yet"
+        text = text.replace("{window}", window_text(status.login_soon))
         self.state_label.setText(text)
         self.state_label.setStyleSheet(f"color: {colour}; font-weight: bold;")
         self.login_at.setText(fmt_time(status.login_at))
@@ -241,8 +250,9 @@ class StatusView(QWidget):
             # expiry (an assumed 7 days) is still ahead (issue 14, defect 2).
             self.refresh_token.show_dead("no longer valid: log in again")
         else:
-            self.refresh_token.show_expiry(status.refresh_expires_at, refresh_total, WARN_WINDOW, now)
-        dying = status.refresh_expires_at is None or status.refresh_expires_at - now < LOGIN_AGAIN_WINDOW
+            # Amber from the user's first warning on, as the state and the notifications.
+            self.refresh_token.show_expiry(status.refresh_expires_at, refresh_total, status.login_soon, now)
+        dying = status.refresh_expires_at is None or status.refresh_expires_at - now < status.login_soon
         required = status.state is AccountState.LOGIN_REQUIRED
         self.next_login.setText(next_login_text(status.refresh_expires_at, needed_now=required))
         self.login_button.setText("Log in" if status.access_expires_at is None else "Log in again")

@@ -164,3 +164,34 @@ def test_remove_account(
     assert controller.statuses == {}
     assert service.config.accounts() == []
     assert win.stack.currentWidget() is win.welcome
+
+
+def test_login_soon_follows_the_users_first_warning(
+    qtbot: QtBot, isolated_config, sandbox: SandboxServer, add_sandbox_account: Callable[..., str]
+) -> None:
+    """First warning 2 days ahead: state, bar and "Log in again" turn with it, not at a fixed day."""
+    import dataclasses
+
+    from tdgui.core.schedule import AccountState
+    from tdgui.sandbox.driver import login_with_requests
+
+    config = Config(isolated_config)
+    clock = ManualClock(start=__import__("time").time())
+    service = TokenService(config, clock=clock, store_override=MemoryStore())
+    add_sandbox_account("alpha")
+    pending = service.begin_login("alpha")
+    service.finish_login(pending, login_with_requests(pending.url, sandbox.certs.ca_file))
+    clock.advance(5.5 * 24 * 3600)  # Schwab: 1.5 days of the 7 left
+    assert service.status("alpha").state is not AccountState.LOGIN_SOON  # the default: a day
+    config.save_settings(dataclasses.replace(config.settings(), login_warning_seconds=48 * 3600))
+    assert service.status("alpha").state is AccountState.LOGIN_SOON
+    assert service.status("alpha").to_json()["state"] == "login soon"
+    assert "login_soon" not in service.status("alpha").to_json()  # the `--json` form is unchanged
+    controller = Controller(service)
+    win = make_window(qtbot, controller)
+    with qtbot.waitSignal(controller.statuses_changed, timeout=10_000):
+        controller.reload()
+    view = win.status_view
+    assert view.state_label.text() == "Log in again soon: the refresh token expires within 2 days"
+    assert view.refresh_token.level == "soon"
+    assert view.login_button.isDefault()
