@@ -12,9 +12,9 @@ PySide6 6.12 cannot marshal one: a Python int becomes 'i' in a message, and
 explicit signature. Its threading router reads the socket on its own thread; replies and the
 daemon's signals come back to the GUI thread through queued Qt signals.
 
-Every bus call runs on one daemon thread of this module, in order: a bus or daemon that does
-not answer holds that thread only (not the app's worker pool, not the app's exit), and a
-notification and its withdrawal reach the daemon in the order they were asked for.
+Every bus call runs on one thread of this notifier, in order: a bus or daemon that does not
+answer holds that thread only (not the app's worker pool), and a notification and its
+withdrawal reach the daemon in the order they were asked for.
 """
 
 from __future__ import annotations
@@ -22,10 +22,11 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-from collections.abc import Callable
 from typing import Any
 
-from PySide6.QtCore import QObject, Signal, Slot
+from PySide6.QtCore import QObject, QThreadPool, Signal, Slot
+
+from tdgui.qt.worker import run_in_background
 
 log = logging.getLogger(__name__)
 
@@ -61,8 +62,6 @@ class DesktopNotifier(QObject):
     failed = Signal(str, str, str)
     #: from the router's thread: member, notification id, action key (queued to the GUI thread)
     _signal_seen = Signal(str, int, str)
-    #: from the bus thread: a callback and its argument, run on the GUI thread
-    _answered = Signal(object, object)
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -80,38 +79,13 @@ class DesktopNotifier(QObject):
         self._no_bus = False
         #: the bus thread's own record: account -> the id the daemon shows for it now
         self._shown: dict[str, int] = {}
-        self._jobs: queue.Queue[Any] = queue.Queue()
-        self._bus_thread: threading.Thread | None = None
+        #: one thread for every bus call, in order (a 1-thread pool runs its jobs first in,
+        #: first out): a hung bus holds it alone, never the app's worker pool
+        self._bus = QThreadPool(self)
+        self._bus.setMaxThreadCount(1)
         #: guards publishing the router against close() (never held while connecting)
         self._publish = threading.Lock()
         self._signal_seen.connect(self._on_signal_seen)
-        self._answered.connect(self._on_answered)
-
-    # -- the bus thread ---------------------------------------------------------------------
-    def _submit(
-        self, call: Callable[[], Any], done: Callable[[Any], None], failed: Callable[[BaseException], None]
-    ) -> None:
-        """Run `call` on the bus thread; `done(value)` or `failed(error)` then on the GUI thread."""
-        if self._bus_thread is None:
-            self._bus_thread = threading.Thread(target=self._run_jobs, name="tdgui-bus", daemon=True)
-            self._bus_thread.start()
-        self._jobs.put((call, done, failed))
-
-    def _run_jobs(self) -> None:
-        while (job := self._jobs.get()) is not None:
-            call, done, failed = job
-            try:
-                answer: tuple[Callable[[Any], None], object] = (done, call())
-            except Exception as exc:  # jeepney's errors, TimeoutError, OSError, NoDaemon
-                answer = (failed, exc)
-            if self._closed:
-                return  # the app quits: the notifier (a QObject) may be gone with it
-            self._answered.emit(*answer)
-
-    @Slot(object, object)
-    def _on_answered(self, callback: Callable[[Any], None], value: object) -> None:
-        if not self._closed:
-            callback(value)
 
     # -- the bus ----------------------------------------------------------------------------
     def _connect(self) -> Any:
@@ -213,6 +187,8 @@ class DesktopNotifier(QObject):
             return int(notification_id), owner
 
         def done(answer: object) -> None:
+            if self._closed:
+                return  # the app quits
             assert isinstance(answer, tuple)
             notification_id, self._owner = answer
             old = self.by_account.get(account)
@@ -224,6 +200,8 @@ class DesktopNotifier(QObject):
             self.sent.emit(account, notification_id)
 
         def refused(error: BaseException) -> None:
+            if self._closed:
+                return  # the app quits
             if isinstance(error, NoDaemon):
                 log.info("no desktop notification for %s: %s", account, error)
             else:  # jeepney's errors, TimeoutError, OSError
@@ -232,7 +210,7 @@ class DesktopNotifier(QObject):
                 )
             self.failed.emit(account, title, text)
 
-        self._submit(send, done, refused)
+        run_in_background(send, done, refused, context=self, on=self._bus)
 
     def withdraw(self, account: str) -> None:
         """Remove this account's notification (its login is done): CloseNotification.
@@ -258,7 +236,7 @@ class DesktopNotifier(QObject):
         def failed(error: BaseException) -> None:
             log.info("could not withdraw the notification of %s: %s", account, error)
 
-        self._submit(close, lambda _none: None, failed)
+        run_in_background(close, None, failed, context=self, on=self._bus)
 
     # -- the daemon's signals ---------------------------------------------------------------
     def _listen(self) -> None:
@@ -298,11 +276,9 @@ class DesktopNotifier(QObject):
         with self._publish:
             self._closed = True
             router, self._router = self._router, None
-        self._jobs.put(None)
-        if self._bus_thread is not None:
-            # Its call ends first (the reply in, or given up): closing the router under a reply
-            # just set makes jeepney's receiver raise InvalidStateError (a thread exception).
-            self._bus_thread.join(timeout=CLOSE_WAIT)
+        # Its call ends first (the reply in, or given up): closing the router under a reply
+        # just set makes jeepney's receiver raise InvalidStateError (a thread exception).
+        self._bus.waitForDone(int(CLOSE_WAIT * 1000))
         self._queue.put(None)
         if self._listener is not None:
             self._listener.join(timeout=5)

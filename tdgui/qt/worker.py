@@ -92,15 +92,16 @@ def run_in_background(
     on_error: Callable[[BaseException], None] | None = None,
     *,
     context: QObject | None = None,
+    on: QThreadPool | None = None,
 ) -> None:
-    """Run `fn()` on the pool; `on_done(result)` / `on_error(exc)` run later in the GUI thread.
+    """Run `fn()` on the pool (or `on`); `on_done(result)` / `on_error(exc)` run later in the GUI thread.
 
     Must be called from the GUI thread. With `context`, the callbacks are skipped once that
     object has been deleted (a window closed while its job ran).
     """
     relay = _Relay(on_done, on_error, context)
     _PENDING.add(relay)
-    pool().start(_Job(fn, relay))
+    (on or pool()).start(_Job(fn, relay))
 
 
 def wait_for_idle(msecs: int = 30_000) -> bool:
