@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tdgui.core import export, flow, fsutil, schedule
-from tdgui.core.background import WarnPolicy
 from tdgui.core.clock import SYSTEM_CLOCK, Clock
 from tdgui.core.config import Account, Config
 from tdgui.core.db_setup import store_place
@@ -357,6 +356,8 @@ class TokenService(StoreWiring):
 
     def _login_soon(self) -> float:
         """The user's first warning lead, so the state turns "login soon" when they are told."""
+        from tdgui.core.background import WarnPolicy  # not on `tdgui token`'s path
+
         try:
             return WarnPolicy.from_settings(self.config.settings()).login_soon
         except TdguiError:

@@ -49,16 +49,22 @@ def wait_until_running(isolated_config: Path, proc: subprocess.Popen[str], timeo
     pytest.fail("the app did not come up")
 
 
-def interrupt_and_wait(proc: subprocess.Popen[str], timeout: float = 20) -> float:
-    """Ctrl-C as a terminal sends it: SIGINT to the whole foreground process group."""
+def signal_and_wait(
+    proc: subprocess.Popen[str], number: int = signal.SIGINT, *, group: bool = False, timeout: float = 20
+) -> float:
+    """Send `number` and wait for the exit. `group`: to the whole foreground process group, as a
+    terminal sends Ctrl-C; otherwise to the app's process alone, as a session manager or `kill`."""
     started = time.monotonic()
-    os.killpg(proc.pid, signal.SIGINT)
+    if group:
+        os.killpg(proc.pid, number)
+    else:
+        proc.send_signal(number)
     try:
         proc.wait(timeout)
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(10)
-        pytest.fail(f"Ctrl-C did not stop it within {timeout:g} s")
+        pytest.fail(f"signal {number} did not stop it within {timeout:g} s")
     return time.monotonic() - started
 
 
@@ -81,19 +87,6 @@ def test_make_run_without_a_display_refuses_and_names_the_xvfb_option(tmp_path: 
     assert time.monotonic() - started < 60  # it stops; it does not sit on an invisible screen
 
 
-def signal_and_wait(proc: subprocess.Popen[str], number: int, timeout: float = 20) -> float:
-    """The signal to the app's process alone, as a session manager or `kill` sends it."""
-    started = time.monotonic()
-    proc.send_signal(number)
-    try:
-        proc.wait(timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(10)
-        pytest.fail(f"signal {number} did not stop it within {timeout:g} s")
-    return time.monotonic() - started
-
-
 @pytest.mark.parametrize("number", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP], ids=lambda n: n.name)
 def test_quit_signals_quit_the_running_app(
     qapp: object, tmp_path: Path, isolated_config: Path, number: signal.Signals
@@ -111,7 +104,7 @@ def test_quit_signals_quit_the_running_app(
     try:
         wait_until_running(isolated_config, proc)
         time.sleep(IDLE)  # the start-up's own work is over: the loop idles, as a user's app does
-        seconds = interrupt_and_wait(proc) if number == signal.SIGINT else signal_and_wait(proc, number)
+        seconds = signal_and_wait(proc, number, group=number == signal.SIGINT)
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -135,7 +128,7 @@ def test_make_run_xvfb_starts_on_request_and_ctrl_c_stops_it(
     try:
         wait_until_running(isolated_config, proc)
         time.sleep(IDLE)
-        interrupt_and_wait(proc)
+        signal_and_wait(proc, signal.SIGINT, group=True)
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
