@@ -101,8 +101,15 @@ def test_off_list_host_never_contacted(
 
 
 def test_popup_refused(
-    qtbot: QtBot, service: TokenService, sandbox: SandboxServer, add_sandbox_account: Callable[..., str]
+    qtbot: QtBot,
+    service: TokenService,
+    sandbox: SandboxServer,
+    add_sandbox_account: Callable[..., str],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    # The child's log (its hook steps) in the report if it fails: it hung at 90 s now and then
+    # under load, cause not found yet.
+    caplog.set_level(logging.DEBUG, logger="tdgui")
     name = add_sandbox_account()
     hooks = replace(AUTOFILL, visit=sandbox.base_url + "/_test/popup")
     login, result = run_login(qtbot, service, name, hooks=hooks)
