@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import functools
 import logging
 from collections.abc import Callable
 from typing import Any
 
 import shiboken6
-from PySide6.QtCore import QObject, QRunnable, QThreadPool, QTimer, Signal, Slot
+from PySide6.QtCore import QCoreApplication, QObject, QRunnable, QThreadPool, Signal, Slot
 
 log = logging.getLogger(__name__)
 
 _POOL: QThreadPool | None = None
-#: Relays waiting for their job; kept here so Python does not collect them mid-flight.
-_PENDING: set[_Relay] = set()
 
 
 def pool() -> QThreadPool:
@@ -28,10 +25,16 @@ def pool() -> QThreadPool:
 
 
 class _Relay(QObject):
-    """Lives in the GUI thread; the worker emits, Qt queues the call onto the GUI thread."""
+    """Lives in the GUI thread; the worker emits, Qt queues the call onto the GUI thread.
 
-    done = Signal(object)
-    failed = Signal(object)
+    Owned by the application object, never by a Python reference: whatever thread drops the
+    last reference, the relay is deleted on the GUI thread (deleteLater), and its callbacks,
+    which hold windows and dialogs, are dropped there too. A QObject, or the last reference to
+    a widget, freed on a worker thread can crash a later event loop turn (a full suite run
+    segfaulted once in pytest-qt's event processing, 2026-12-03).
+    """
+
+    ready = Signal()
 
     def __init__(
         self,
@@ -39,51 +42,54 @@ class _Relay(QObject):
         on_error: Callable[[BaseException], None] | None,
         context: QObject | None,
     ) -> None:
-        super().__init__()
+        super().__init__(QCoreApplication.instance())
         self._on_done = on_done
         self._on_error = on_error
         self._context = context
-        self.done.connect(self._deliver_done)
-        self.failed.connect(self._deliver_error)
+        #: (True, value) or (False, exception), set by the worker just before `ready`
+        self.outcome: tuple[bool, Any] | None = None
+        self.ready.connect(self._deliver)
 
-    def _alive(self) -> bool:
-        return self._context is None or shiboken6.isValid(self._context)
-
-    def _release(self) -> None:
-        # Dropped on a later turn of the event loop: never free a QObject inside its own event.
-        QTimer.singleShot(0, functools.partial(_PENDING.discard, self))
-
-    @Slot(object)
-    def _deliver_done(self, value: object) -> None:
-        self._release()
-        if self._on_done is not None and self._alive():
-            self._on_done(value)
-
-    @Slot(object)
-    def _deliver_error(self, error: object) -> None:
-        self._release()
-        if not isinstance(error, BaseException):
+    @Slot()
+    def _deliver(self) -> None:
+        outcome, on_done, on_error, context = self.outcome, self._on_done, self._on_error, self._context
+        self.outcome = self._on_done = self._on_error = self._context = None
+        self.deleteLater()  # on a later turn of the event loop: never free a QObject in its own event
+        if outcome is None or (context is not None and not shiboken6.isValid(context)):
             return
-        if self._on_error is not None and self._alive():
-            self._on_error(error)
-        elif self._on_error is None:
-            log.warning("background task failed: %s", error)
+        ok, value = outcome
+        if ok:
+            if on_done is not None:
+                on_done(value)
+        elif on_error is not None:
+            on_error(value)
+        else:
+            log.warning("background task failed: %s", value)
 
 
 class _Job(QRunnable):
     def __init__(self, fn: Callable[[], Any], relay: _Relay) -> None:
         super().__init__()
-        self._fn = fn
-        self._relay = relay
+        self._fn: Callable[[], Any] | None = fn
+        self._relay: _Relay | None = relay
         self.setAutoDelete(True)
 
     def run(self) -> None:
-        try:
-            value = self._fn()
-        except Exception as exc:  # delivered to on_error in the GUI thread
-            self._relay.failed.emit(exc)
-        else:
-            self._relay.done.emit(value)
+        # The job keeps nothing once the answer is out: the pool deletes it on this thread.
+        fn, relay = self._fn, self._relay
+        self._fn = self._relay = None
+        if fn is None or relay is None:
+            return
+        relay.outcome = _call(fn)
+        del fn
+        relay.ready.emit()
+
+
+def _call(fn: Callable[[], Any]) -> tuple[bool, Any]:
+    try:
+        return True, fn()
+    except Exception as exc:  # delivered to on_error in the GUI thread
+        return False, exc
 
 
 def run_in_background(
@@ -99,9 +105,7 @@ def run_in_background(
     Must be called from the GUI thread. With `context`, the callbacks are skipped once that
     object has been deleted (a window closed while its job ran).
     """
-    relay = _Relay(on_done, on_error, context)
-    _PENDING.add(relay)
-    (on or pool()).start(_Job(fn, relay))
+    (on or pool()).start(_Job(fn, _Relay(on_done, on_error, context)))
 
 
 def wait_for_idle(msecs: int = 30_000) -> bool:
