@@ -53,8 +53,8 @@ SCRIPT_PATIENCE_MS = 5_000
 #: How soon a page with nothing to act on yet is looked at again. Load reports alone are not
 #: enough: the login page opened while the popup page was still loading (left on its refusal)
 #: can end with a report for the popup page and none of its own (seen in CI 2026-12-03; Qt's
-#: load signals are known to be unreliable in such races, QTBUG-87089), so after a visit the
-#: page is looked at every LOOK_AGAIN_MS until it has something to act on.
+#: load signals are known to be unreliable in such races, QTBUG-87089), so the page is also
+#: looked at every LOOK_AGAIN_MS until the form is filled and the consent given.
 LOOK_AGAIN_MS = 500
 
 
@@ -206,6 +206,8 @@ class _HookScript:
         self.shot_taken = not hooks.screenshot
         window.page_loaded.connect(self.on_loaded)
         window.guarded.connect(self.on_guarded)
+        if self.step == "driving" and self.shot_taken:
+            self.look_again_timer.start()  # should the first page's load never be reported
 
     def _go(self, step: str) -> None:
         # Logged, so a login test that times out shows the step the script waited in.
@@ -241,6 +243,7 @@ class _HookScript:
         if self.step == "visit" and self.hooks.visit:
             self._go("visiting")
             window.navigate(self.hooks.visit)
+            QTimer.singleShot(GUARD_PATIENCE_MS, self.guard_silent)  # should its load never be reported
         elif self.step == "driving" and not (self.filled and self.consented):
             if self.script_out:
                 self.load_missed = True  # looked at once the script out has answered
@@ -265,7 +268,7 @@ class _HookScript:
         if self.load_missed:
             self.load_missed = False
             self.advance()
-        elif not did:
+        elif not (self.filled and self.consented):
             self.look_again_timer.start()  # one pending look at a time
 
     def look_again(self) -> None:
