@@ -17,6 +17,8 @@ from tdgui.core.service import TokenService
 from tdgui.qt.shell import Shell
 from tdgui.sandbox import SandboxServer
 
+from .login.helpers import LOGIN_TIMEOUT_MS
+
 
 class Quits:
     def __init__(self) -> None:
@@ -161,7 +163,7 @@ def test_first_run_welcome_and_try_the_sandbox(qtbot: QtBot, service: TokenServi
     assert window.account_dialog is None  # no Add dialog over the welcome page (issue 14, #7)
     assert window.try_sandbox_button.isVisible()
     shell.controller.login_autofill_sandbox = True  # the login child fills demo/demo and allows
-    with qtbot.waitSignal(shell.controller.login_finished, timeout=30_000) as blocker:
+    with qtbot.waitSignal(shell.controller.login_finished, timeout=LOGIN_TIMEOUT_MS) as blocker:
         window.try_sandbox_button.click()
     assert blocker.args[0].ok, blocker.args[0].message
     assert "sandbox" in shell.controller.login_windows
@@ -215,8 +217,11 @@ def test_real_keyring_login(qtbot: QtBot, isolated_config: Path, sandbox: Sandbo
     service.config.add_account(sandbox_account("kr", "schwab", sandbox_url=sandbox.base_url))
     assert service.account("kr").store == "keyring"
     login = LoginProcess(service, "kr", test_hooks=TestHooks(autofill=True))  # the app's login path
-    with qtbot.waitSignal(login.finished, timeout=30_000) as blocker:
-        login.start()
+    try:
+        with qtbot.waitSignal(login.finished, timeout=LOGIN_TIMEOUT_MS) as blocker:
+            login.start()
+    finally:
+        login.shutdown()  # never a QProcess destroyed with its child still running
     assert blocker.args[0].ok, blocker.args[0].message
     tokens = TokenService(Config(isolated_config)).read_tokens(service.account("kr"))
     assert tokens is not None and tokens.times() == blocker.args[0].times

@@ -12,6 +12,8 @@ from tdgui.core.service import TokenService
 from tdgui.qt import demo
 from tdgui.qt.shell import Shell
 
+from .login.helpers import LOGIN_TIMEOUT_MS
+
 
 def start_shell(qtbot: QtBot, shell: Shell) -> Shell:
     qtbot.addWidget(shell.window)
@@ -22,7 +24,7 @@ def start_shell(qtbot: QtBot, shell: Shell) -> Shell:
 
 def try_sandbox_and_log_in(qtbot: QtBot, shell: Shell) -> None:
     shell.controller.login_autofill_sandbox = True  # the login child fills demo/demo and allows
-    with qtbot.waitSignal(shell.controller.login_finished, timeout=60_000) as blocker:
+    with qtbot.waitSignal(shell.controller.login_finished, timeout=LOGIN_TIMEOUT_MS) as blocker:
         shell.window.action_try_sandbox.trigger()  # the Help menu entry, there with accounts too
     assert blocker.args[0].ok, blocker.args[0].message
 

@@ -217,7 +217,7 @@ def test_a_hung_session_bus_costs_the_window_nothing(
     finally:
         bus.close()
     # The old code connected on the GUI thread: the window froze 10 s, then the balloon.
-    assert stall < 2.5, f"the window stalled {stall:.1f} s"
+    assert stall < 4.0, f"the window stalled {stall:.1f} s"  # the old code: 10 s, 5 s
 
 
 def test_a_hung_notification_daemon_leaves_the_warning_to_the_balloon(
@@ -229,7 +229,7 @@ def test_a_hung_notification_daemon_leaves_the_warning_to_the_balloon(
 ) -> None:
     """Notify is not answered within CALL_TIMEOUT: the tray balloon warns; the window never waits."""
     stall = warn_and_watch_the_window(qtbot, manual_service, sandbox, add_sandbox_account)
-    assert stall < 2.5, f"the window stalled {stall:.1f} s"
+    assert stall < 4.0, f"the window stalled {stall:.1f} s"  # the old code: 10 s, 5 s
 
 
 def test_the_lead_time_from_the_settings_is_respected(

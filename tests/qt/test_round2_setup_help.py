@@ -23,6 +23,7 @@ from tdgui.qt.main_window import MainWindow
 from tdgui.qt.setup_help import SetupHelp
 from tdgui.sandbox import SandboxServer
 
+from .login.helpers import LOGIN_TIMEOUT_MS
 from .test_round2_accessibility import nameless
 
 
@@ -78,7 +79,7 @@ def test_first_login_failure_opens_the_setup_help_with_its_explanation(
     name = add_sandbox_account("first")
     window = make_window(qtbot, controller)
     control(sandbox, fault[0], {"kind": fault[1]})
-    with qtbot.waitSignal(controller.login_finished, timeout=60_000) as blocker:
+    with qtbot.waitSignal(controller.login_finished, timeout=LOGIN_TIMEOUT_MS) as blocker:
         controller.open_login(name, autofill_sandbox=autofill)
     result: LoginResult = blocker.args[0]
     explanation = EXPLANATIONS[problem]

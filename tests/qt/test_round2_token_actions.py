@@ -82,7 +82,7 @@ def test_copy_token_leaves_what_the_user_copied_since(
     login_direct("alpha")
     window = make_window(qtbot, controller)
     # A real, short delay this time: the timer runs out by itself.
-    window.token_actions.clipboard.timer.setInterval(300)
+    window.token_actions.clipboard.timer.setInterval(1_500)  # long enough to be seen running
     copied_token(qtbot, window.token_actions)
     QApplication.clipboard().setText("my own note")
     with qtbot.waitSignal(window.token_actions.clipboard.cleared, timeout=5_000) as cleared:
