@@ -111,3 +111,16 @@ def account_state(
     if not tokens.access_valid(now, effective_lead(tokens, lead)):
         return AccountState.REFRESH_SOON
     return AccountState.VALID
+
+
+def state_recheck_at(
+    tokens: Times | None, now: float, lead: float, *, login_soon: float = WARN_WINDOW
+) -> float | None:
+    """The next moment account_state may answer otherwise by time alone: a lead or an expiry
+    passes. None: none ahead. A view that shows the state asks for it again then."""
+    if tokens is None:
+        return None
+    moments = [tokens.access_expires_at - effective_lead(tokens, lead), tokens.access_expires_at]
+    if tokens.refresh_expires_at is not None:
+        moments += [tokens.refresh_expires_at - login_soon, tokens.refresh_expires_at]
+    return min((moment for moment in moments if moment > now), default=None)

@@ -71,6 +71,9 @@ class AccountStatus:
     #: The state is "login soon" from this long before the refresh token dies: the user's first
     #: warning lead (the notifications' too). Not in `--json`.
     login_soon: float = schedule.WARN_WINDOW
+    #: When `state` may change by time alone (schedule.state_recheck_at); None: not by time.
+    #: Not in `--json`.
+    recheck_at: float | None = None
 
     @property
     def severity(self) -> Severity:
@@ -89,6 +92,7 @@ class AccountStatus:
         body.pop("now")
         body.pop("store_place")
         body.pop("login_soon")
+        body.pop("recheck_at")
         body["state"] = self.state.value
         body["warnings"] = list(self.warnings)
         body["access_expires_in"] = remaining(self.access_expires_at)
@@ -162,6 +166,7 @@ def status_of(
         now=now,
         warnings=tuple(warnings),
         login_soon=login_soon,
+        recheck_at=schedule.state_recheck_at(times, now, lead, login_soon=login_soon),
     )
 
 

@@ -128,3 +128,27 @@ def test_states_and_warnings() -> None:
     assert schedule.next_warning_at(tokens, NOW) == NOW + 6 * 86400
     assert schedule.next_warning_at(tokens, NOW + 6.5 * 86400) == NOW + 7 * 86400
     assert schedule.next_warning_at(tokens, NOW + 8 * 86400) is None
+
+
+def test_the_state_is_rechecked_when_a_lead_or_an_expiry_passes() -> None:
+    tokens = schwab_tokens()
+    day, soon = 86400, 2 * 86400
+    moments = []
+    now = NOW
+    while (at := schedule.state_recheck_at(tokens, now, 300, login_soon=soon)) is not None:
+        moments.append(at - NOW)
+        now = at + 1
+    assert moments == [1500, 1800, 5 * day, 7 * day]
+
+    def state(after: float) -> schedule.AccountState:
+        return schedule.account_state(tokens, SCHWAB, NOW + after, 300, login_soon=soon)
+
+    # Each moment is where the state can change (at 1800 it would with a last error).
+    assert [state(m - 1) for m in moments] == [
+        schedule.AccountState.VALID,
+        schedule.AccountState.REFRESH_SOON,
+        schedule.AccountState.REFRESH_SOON,
+        schedule.AccountState.LOGIN_SOON,
+    ]
+    assert state(7 * day + 1) is schedule.AccountState.LOGIN_REQUIRED
+    assert schedule.state_recheck_at(None, NOW, 300) is None

@@ -195,3 +195,29 @@ def test_login_soon_follows_the_users_first_warning(
     assert view.state_label.text() == "Log in again soon: the refresh token expires within 2 days"
     assert view.refresh_token.level == "soon"
     assert view.login_button.isDefault()
+
+
+def test_the_shown_state_follows_the_clock_with_nothing_else_happening(
+    qtbot: QtBot, isolated_config, sandbox: SandboxServer, add_sandbox_account: Callable[..., str]
+) -> None:
+    """The first warning's lead passes while the window is open: the state text turns by itself."""
+    import dataclasses
+
+    from tdgui.sandbox.driver import login_with_requests
+
+    config = Config(isolated_config)
+    clock = ManualClock(start=__import__("time").time())
+    service = TokenService(config, clock=clock, store_override=MemoryStore())
+    add_sandbox_account("alpha")
+    pending = service.begin_login("alpha")
+    service.finish_login(pending, login_with_requests(pending.url, sandbox.certs.ca_file))
+    config.save_settings(dataclasses.replace(config.settings(), login_warning_seconds=48 * 3600))
+    tokens = service.read_tokens(service.account("alpha"))
+    assert tokens is not None and tokens.refresh_expires_at is not None
+    clock.current = tokens.refresh_expires_at - 48 * 3600 - 2  # 2 s before the lead
+    win = make_window(qtbot, Controller(service))
+    view = win.status_view
+    assert not view.state_label.text().startswith("Log in again soon"), view.state_label.text()
+    clock.advance(3)  # no reload, no refresh, no notification: only the clock moves
+    qtbot.waitUntil(lambda: view.state_label.text().startswith("Log in again soon"), timeout=10_000)
+    assert view.login_button.isDefault()
