@@ -116,25 +116,16 @@ def due(plans: list[AccountPlan], now: float, state: BackgroundState, busy: set[
 
 
 def next_wakeup(
-    plans: list[AccountPlan],
-    state: BackgroundState,
-    now: float | None = None,
-    policy: WarnPolicy | None = None,
+    plans: list[AccountPlan], state: BackgroundState, now: float, policy: WarnPolicy
 ) -> float | None:
-    """The next moment anything is due (a refresh, after its backoff, or a warning); None: never.
-
-    With `now`, the warnings are the policy's (the user's lead times); without it, the plan's
-    own default `warning_at`.
-    """
+    """The next moment anything is due (a refresh, after its backoff, or one of the policy's
+    warnings: the user's lead times); None: never."""
     moments = []
     for p in plans:
         if p.refresh_at is not None and not p.login_required:
             moments.append(max(p.refresh_at, state.retry_at.get(p.name, p.refresh_at)))
-        if now is None:
-            if p.warning_at is not None:
-                moments.append(p.warning_at)
-        elif p.refresh_expires_at is not None and p.has_tokens:
-            ahead = [m for m in (policy or WarnPolicy()).moments(p.refresh_expires_at) if m > now]
+        if p.refresh_expires_at is not None and p.has_tokens:
+            ahead = [m for m in policy.moments(p.refresh_expires_at) if m > now]
             if ahead:
                 moments.append(min(ahead))
     return min(moments) if moments else None

@@ -78,16 +78,6 @@ def next_refresh_at(tokens: Times, provider: Provider, lead: float) -> float | N
     return when
 
 
-def next_warning_at(tokens: Times, now: float) -> float | None:
-    """The next moment the user should hear about the refresh token: 24 h before, and at death."""
-    if tokens.refresh_expires_at is None:
-        return None
-    for moment in (tokens.refresh_expires_at - WARN_WINDOW, tokens.refresh_expires_at):
-        if moment > now:
-            return moment
-    return None
-
-
 def account_state(
     tokens: Times | None,
     provider: Provider,

@@ -417,7 +417,7 @@ class TokenService(StoreWiring):
                 times = self._times(account, record)
                 provider = self.provider(account)
             except TdguiError as exc:
-                plans.append(AccountPlan(account.name, None, None, None, False, False, str(exc)))
+                plans.append(AccountPlan(account.name, None, None, False, False, str(exc)))
                 continue
             plans.append(plan_of(account.name, provider, record, times, now, self.lead))
         return plans

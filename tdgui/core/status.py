@@ -106,7 +106,6 @@ class AccountPlan:
 
     name: str
     refresh_at: float | None
-    warning_at: float | None
     refresh_expires_at: float | None
     has_tokens: bool
     login_required: bool
@@ -181,7 +180,6 @@ def plan_of(
         refresh_at=None
         if times is None or login_required
         else schedule.next_refresh_at(times, provider, lead),
-        warning_at=schedule.next_warning_at(times, now) if times else None,
         refresh_expires_at=times.refresh_expires_at if times else None,
         has_tokens=times is not None,
         login_required=login_required,

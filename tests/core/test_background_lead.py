@@ -18,7 +18,6 @@ def plan(name: str, left: float, *, login_required: bool = False) -> AccountPlan
     return AccountPlan(
         name=name,
         refresh_at=None,
-        warning_at=None,
         refresh_expires_at=NOW + left,
         has_tokens=True,
         login_required=login_required,

@@ -125,9 +125,6 @@ def test_states_and_warnings() -> None:
     assert schedule.account_state(tokens, SCHWAB, NOW + 1600, 300) is schedule.AccountState.REFRESH_SOON
     assert schedule.account_state(tokens, SCHWAB, NOW + 6.5 * 86400, 300) is schedule.AccountState.LOGIN_SOON
     assert schedule.account_state(None, SCHWAB, NOW, 300) is schedule.AccountState.LOGIN_REQUIRED
-    assert schedule.next_warning_at(tokens, NOW) == NOW + 6 * 86400
-    assert schedule.next_warning_at(tokens, NOW + 6.5 * 86400) == NOW + 7 * 86400
-    assert schedule.next_warning_at(tokens, NOW + 8 * 86400) is None
 
 
 def test_the_state_is_rechecked_when_a_lead_or_an_expiry_passes() -> None:
