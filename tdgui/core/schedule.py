@@ -96,7 +96,8 @@ def account_state(
     if last_error and not tokens.access_valid(now):
         return AccountState.ERROR
     remaining = tokens.refresh_remaining(now)
-    if remaining is not None and remaining < login_soon and not provider.renews_refresh_token:
+    # From the lead moment itself on, as the notice (background.notices) and the other states.
+    if remaining is not None and remaining <= login_soon and not provider.renews_refresh_token:
         return AccountState.LOGIN_SOON
     if not tokens.access_valid(now, effective_lead(tokens, lead)):
         return AccountState.REFRESH_SOON

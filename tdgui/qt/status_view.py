@@ -81,7 +81,7 @@ class Countdown(QWidget):
         self.bar.setValue(int(fraction * 1000))
         if left <= 0:
             self._colour("expired", COLOUR_EXPIRED)
-        elif left < soon:
+        elif left <= soon:  # from the lead moment on, as core's states (schedule.account_state)
             self._colour("soon", COLOUR_SOON)
         else:
             self._colour("valid", COLOUR_VALID)
@@ -260,7 +260,7 @@ class StatusView(QWidget):
         else:
             # Amber from the user's first warning on, as the state and the notifications.
             self.refresh_token.show_expiry(status.refresh_expires_at, refresh_total, status.login_soon, now)
-        dying = status.refresh_expires_at is None or status.refresh_expires_at - now < status.login_soon
+        dying = status.refresh_expires_at is None or status.refresh_expires_at - now <= status.login_soon
         required = status.state is AccountState.LOGIN_REQUIRED
         self.next_login.setText(next_login_text(status.refresh_expires_at, needed_now=required))
         self.login_button.setText("Log in" if status.access_expires_at is None else "Log in again")
