@@ -248,9 +248,11 @@ class AccountManager:
         """Remove the account with its tokens, status, app secret and the token files exported for
         it (they hold a working refresh token). Returns the exported files that were deleted."""
         service = self.service
-        account = service.account(name)
-        # Under the refresh lock, so a login that finishes now cannot store its tokens after us.
+        service.account(name)  # an unknown name: AccountNotFound before any lock is taken
+        # Under the refresh lock, so a login that finishes now cannot store its tokens after us;
+        # the account is read there too, so an export registered meanwhile is deleted with it.
         with service.refresh_lock(name):
+            account = service.account(name)
             service.forget_tokens(account)
             service.secret_store(account).delete(f"{account.name}/secret")
             removed = _delete_exports(account)
@@ -266,8 +268,10 @@ class AccountManager:
         """Delete the tokens, and the token files exported for the account (they would keep working).
         The exports stay registered: the next login writes them again. `forget_device` also
         wipes the login view's remembered cookies (the broker asks for a security code again)."""
-        account = self.service.account(name)
         self.service.logout(name)
+        # Read after the tokens are gone: an export registered until then is deleted too, and
+        # none can be written later (there is nothing left to export).
+        account = self.service.account(name)
         if forget_device:
             wipe_device(self.service.config.directory, name)
         return _delete_exports(account)

@@ -6,6 +6,7 @@ import dataclasses
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -120,6 +121,27 @@ def test_logout_and_remove_delete_exported_token_files(server: SandboxServer, tm
     log_in(service, "demo")
     assert target.exists()  # kept in sync: the next login writes it again
     assert accounts.remove("demo") == [target] and not target.exists()
+
+
+def test_remove_deletes_a_file_exported_while_it_waited_for_the_lock(
+    server: SandboxServer, tmp_path: Path
+) -> None:
+    """`tdgui export --keep-synced` held the refresh lock as remove began: remove waits, then
+    deletes that file too (it read the account before the lock, and left the file behind)."""
+    add_sandbox_account(server, store="file")
+    service = TokenService(Config())
+    log_in(service, "demo")
+    target = tmp_path / "token.json"
+    tokens = service.read_tokens(service.account("demo"))
+    assert tokens is not None
+    with ThreadPoolExecutor(1) as pool:
+        with service.refresh_lock("demo"):  # what `tdgui export` holds while it writes
+            removing = pool.submit(AccountManager(TokenService(Config())).remove, "demo")
+            time.sleep(0.5)  # remove is waiting for the lock by now
+            assert not removing.done()
+            service.exports.export("demo", tokens, "schwab-py", target, keep_synced=True)
+        assert removing.result(timeout=30) == [target]
+    assert not target.exists()
 
 
 def test_concurrent_adds_keep_the_winners_secret() -> None:
