@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from tdgui.core.errors import StoredDataError, UsageError
+from tdgui.core.errors import Reason, StoredDataError, UsageError
 from tdgui.core.fsutil import STATUS_LIMIT, atomic_write, read_private_text
 from tdgui.core.logs import SECRETS
 from tdgui.core.record_crypto import RecordKey
@@ -43,7 +43,10 @@ def save_secrets(
         atomic_write(secrets_file(config_dir, name), json.dumps(body) + "\n")
         return
     if keyring is None:
-        raise UsageError("the keyring is needed to keep the database key (or use --db-secrets file)")
+        raise UsageError(
+            "the keyring is needed to keep the database key (or use --db-secrets file)",
+            reason=Reason.KEYRING_NEEDED,
+        )
     keyring.write(f"{name}/dbkey", secrets.key.encode())
     if secrets.password is not None:
         keyring.write(f"{name}/dbpassword", secrets.password)
@@ -70,7 +73,7 @@ def load_secrets(config_dir: Path, account: Account, keyring: TokenStore | None)
             raise StoredDataError(f"{path} is damaged: join {name!r} again") from None
     else:
         if keyring is None:
-            raise UsageError("the keyring is needed to read the database key")
+            raise UsageError("the keyring is needed to read the database key", reason=Reason.KEYRING_NEEDED)
         key_text = keyring.read(f"{name}/dbkey")
         if key_text is None:
             raise StoredDataError(

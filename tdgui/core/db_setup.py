@@ -181,42 +181,43 @@ def plain_error(error: BaseException, name: str) -> str | None:
     Known cases are said as a person at the dialog can act on them; the rest is core's own
     message (the caller removes command names from it).
     """
-    from tdgui.core.errors import StoreUnavailable
+    from tdgui.core.errors import Reason, StoreUnavailable, TdguiError
     from tdgui.core.record_crypto import RecordDecryptError, WrongKey
 
-    text = SECRETS.mask(str(error))
     if isinstance(error, WrongKey):
         return f"This key does not open the shared account {name}: paste the key shown when it was shared."
     if isinstance(error, RecordDecryptError):
         return f"The shared account {name} in the database is damaged or was changed: share it again."
-    if isinstance(error, StoreUnavailable) and "may not create" in text:
+    reason = error.reason if isinstance(error, TdguiError) else None
+    if reason is Reason.SCHEMA_NOT_CREATABLE:
         return (
             "The database role may not create tdgui's tables: connect once as the database's "
             "owner (or create them as the owner); after that this role needs only SELECT, "
             'INSERT, UPDATE and DELETE (see "Tokens on a server" in the README).'
         )
-    if isinstance(error, StoreUnavailable) and "permission denied" in text.lower():
+    if reason is Reason.NO_TABLE_RIGHTS:
         return (
             "The database role lacks rights on tdgui's tables: grant SELECT, INSERT, UPDATE and "
             'DELETE as "Tokens on a server" in the README shows.'
         )
-    if isinstance(error, StoreUnavailable):
-        where = text.split(" cannot be used", 1)[0].removeprefix("PostgreSQL on ")
-        return _classify(error, where.split("/", 1)[0].rsplit(":", 1)[0] or "the database")[1]
-    if "keyring is needed" in text:
+    if reason is Reason.KEYRING_NEEDED:
         return (
             'This machine has no usable system keyring: tick "Keep the key and password in a '
             'private file" and try again.'
         )
-    if "already holds an account" in text:
+    if reason is Reason.ALREADY_SHARED:
         return (
             f"The database already holds an account named {name} (shared before). Join it with "
             "its key on this machine, or remove it there first."
         )
-    if "holds no shared account" in text:
+    if reason is Reason.NOT_SHARED:
         return f"The database holds no shared account named {name}: share it from the desktop first."
-    if "holds no tokens" in text:
+    if reason is Reason.NO_SHARED_TOKENS:
         return f"The database holds no tokens for {name}: log in on the desktop first."
+    if isinstance(error, StoreUnavailable):
+        text = SECRETS.mask(str(error))
+        where = text.split(" cannot be used", 1)[0].removeprefix("PostgreSQL on ")
+        return _classify(error, where.split("/", 1)[0].rsplit(":", 1)[0] or "the database")[1]
     return None
 
 

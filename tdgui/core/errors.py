@@ -19,10 +19,28 @@ class ErrorKind(Enum):
         return self.value
 
 
+class Reason(Enum):
+    """What went wrong, for a caller that says it in its own words (db_setup.plain_error), so
+    no caller has to match the message's text."""
+
+    SCHEMA_NOT_CREATABLE = "the database role may not create tdgui's schema"
+    NO_TABLE_RIGHTS = "the database role lacks rights on tdgui's tables"
+    KEYRING_NEEDED = "the database key needs the keyring"
+    ALREADY_SHARED = "the database already holds the account"
+    NOT_SHARED = "the database holds no such shared account"
+    NO_SHARED_TOKENS = "the database holds no tokens for the account"
+
+
 class TdguiError(Exception):
     """Base of every error tdgui raises on purpose. The message is meant for the user."""
 
     kind: ErrorKind = ErrorKind.OTHER
+    reason: Reason | None = None
+
+    def __init__(self, *args: object, reason: Reason | None = None) -> None:
+        super().__init__(*args)
+        if reason is not None:
+            self.reason = reason
 
     @property
     def exit_code(self) -> int:

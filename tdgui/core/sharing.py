@@ -12,7 +12,7 @@ from tdgui.core import localtls
 from tdgui.core.accounts import GRANT_FIELDS
 from tdgui.core.config import Account
 from tdgui.core.db_account import DbSecrets, delete_secrets, save_secrets
-from tdgui.core.errors import LoginRequired, StoredDataError, UsageError
+from tdgui.core.errors import LoginRequired, Reason, StoredDataError, UsageError
 from tdgui.core.fsutil import atomic_write, read_private_text
 from tdgui.core.record_crypto import RecordKey
 
@@ -96,7 +96,8 @@ def share(service: TokenService, name: str, choice: DbChoice, *, replace_existin
         elif _holds(store, name):
             raise UsageError(
                 f"{store.where} already holds an account {name!r} (shared before): pass --replace "
-                "to start over (machines that joined with the old key must join again)"
+                "to start over (machines that joined with the old key must join again)",
+                reason=Reason.ALREADY_SHARED,
             )
         description = _describe(account, service.directory, provider.ca_file)
         try:
@@ -168,9 +169,15 @@ def join(service: TokenService, name: str, choice: DbChoice, key: RecordKey) -> 
     store = _open(choice, key)
     text = store.read(f"{name}/account")  # WrongKey / RecordDecryptError: typed, exit 5
     if text is None:
-        raise UsageError(f"{store.where} holds no shared account {name!r}: run `tdgui share {name}` first")
+        raise UsageError(
+            f"{store.where} holds no shared account {name!r}: run `tdgui share {name}` first",
+            reason=Reason.NOT_SHARED,
+        )
     if store.read(f"{name}/tokens") is None:
-        raise LoginRequired(f"{store.where} holds no tokens for {name!r}: log in on the desktop")
+        raise LoginRequired(
+            f"{store.where} holds no tokens for {name!r}: log in on the desktop",
+            reason=Reason.NO_SHARED_TOKENS,
+        )
     store.read(f"{name}/status")
     account, ca_pem = _parse_description(name, text, store.where)
     account = _postgres_account(account, choice, key)

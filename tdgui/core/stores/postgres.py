@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from tdgui.core.errors import StoredDataError, StoreUnavailable, UsageError
+from tdgui.core.errors import Reason, StoredDataError, StoreUnavailable, UsageError
 from tdgui.core.logs import SECRETS
 from tdgui.core.record_crypto import RecordKey, WrongKey, open_sealed, seal
 from tdgui.core.stores._common import encode_value
@@ -359,11 +359,14 @@ class PostgresStore(TokenStore):
             raise StoreUnavailable(
                 f"the role of {self.where} may not create tdgui's schema {self.schema!r}: connect once "
                 "as a role that owns it (see docs/postgres.md), then this role needs only "
-                "SELECT, INSERT, UPDATE and DELETE"
+                "SELECT, INSERT, UPDATE and DELETE",
+                reason=Reason.SCHEMA_NOT_CREATABLE,
             ) from None
 
     def _unavailable(self, exc: BaseException) -> StoreUnavailable:
         """StoreUnavailable naming the database and the way out; never a password."""
+        from psycopg import errors
+
         text = SECRETS.mask(" ".join(str(exc).split()))[:300].rstrip(". ") or type(exc).__name__
         lower = text.lower()
         if "password" in lower or "authentication" in lower:
@@ -374,7 +377,7 @@ class PostgresStore(TokenStore):
                 "PGSSLROOTCERT (sslrootcert=system trusts the system's CAs); the host name "
                 "in the URL must be one the certificate names"
             )
-        elif "permission denied" in lower:
+        elif isinstance(exc, errors.InsufficientPrivilege):  # SQLSTATE 42501
             hint = "the role lacks rights on tdgui's tables: grant them as docs/postgres.md shows"
         elif "connection" in lower or "timeout" in lower or "host" in lower:
             hint = "check that the server is running and reachable (host, port, firewall)"
@@ -382,7 +385,8 @@ class PostgresStore(TokenStore):
             hint = "the server refused tdgui's statement: see its log and docs/postgres.md"
         return StoreUnavailable(
             f"{self.where} cannot be used: {text}{'' if text.endswith('?') else '.'} "
-            f"{hint[0].upper()}{hint[1:]}, or choose another store with --store"
+            f"{hint[0].upper()}{hint[1:]}, or choose another store with --store",
+            reason=Reason.NO_TABLE_RIGHTS if isinstance(exc, errors.InsufficientPrivilege) else None,
         )
 
 

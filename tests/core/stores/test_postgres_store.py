@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from helpers.postgres import PgServer, free_port
-from tdgui.core.errors import ErrorKind, StoredDataError, StoreUnavailable, UsageError
+from tdgui.core.db_setup import plain_error
+from tdgui.core.errors import ErrorKind, Reason, StoredDataError, StoreUnavailable, UsageError
 from tdgui.core.record_crypto import RecordDecryptError, RecordKey, WrongKey
 from tdgui.core.stores.postgres import SCHEMA_VERSION, PostgresStore
 
@@ -388,6 +389,14 @@ def test_least_privilege_role(postgres_server: PgServer, schema: str, opened: li
         with pytest.raises(StoreUnavailable) as caught:
             stranger.check_available()
         assert "docs/postgres.md" in str(caught.value) and password not in str(caught.value)
+        assert caught.value.reason is Reason.SCHEMA_NOT_CREATABLE  # for the dialog's own words
+        assert (plain_error(caught.value, "alice") or "").startswith("The database role may not create")
+        with postgres_server.admin() as conn:
+            conn.execute(f'REVOKE SELECT ON ALL TABLES IN SCHEMA "{schema}" FROM {role}')
+        with pytest.raises(StoreUnavailable) as caught:
+            app.read("alice/tokens")
+        assert caught.value.reason is Reason.NO_TABLE_RIGHTS, caught.value
+        assert (plain_error(caught.value, "alice") or "").startswith("The database role lacks rights")
     finally:
         for store in opened:
             store.close()
