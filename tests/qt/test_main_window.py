@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import time
 from collections.abc import Callable
 
 from PySide6.QtWidgets import QDialogButtonBox, QMessageBox
@@ -166,21 +168,28 @@ def test_remove_account(
     assert win.stack.currentWidget() is win.welcome
 
 
-def test_login_soon_follows_the_users_first_warning(
-    qtbot: QtBot, isolated_config, sandbox: SandboxServer, add_sandbox_account: Callable[..., str]
-) -> None:
-    """First warning 2 days ahead: state, bar and "Log in again" turn with it, not at a fixed day."""
-    import dataclasses
-
-    from tdgui.core.schedule import AccountState
+def logged_in_on_a_manual_clock(
+    config: Config, sandbox: SandboxServer, add_sandbox_account: Callable[..., str]
+) -> tuple[TokenService, ManualClock]:
+    """Account "alpha" logged in to the sandbox, its service on a clock the test moves."""
     from tdgui.sandbox.driver import login_with_requests
 
-    config = Config(isolated_config)
-    clock = ManualClock(start=__import__("time").time())
+    clock = ManualClock(start=time.time())
     service = TokenService(config, clock=clock, store_override=MemoryStore())
     add_sandbox_account("alpha")
     pending = service.begin_login("alpha")
     service.finish_login(pending, login_with_requests(pending.url, sandbox.certs.ca_file))
+    return service, clock
+
+
+def test_login_soon_follows_the_users_first_warning(
+    qtbot: QtBot, isolated_config, sandbox: SandboxServer, add_sandbox_account: Callable[..., str]
+) -> None:
+    """First warning 2 days ahead: state, bar and "Log in again" turn with it, not at a fixed day."""
+    from tdgui.core.schedule import AccountState
+
+    config = Config(isolated_config)
+    service, clock = logged_in_on_a_manual_clock(config, sandbox, add_sandbox_account)
     clock.advance(5.5 * 24 * 3600)  # Schwab: 1.5 days of the 7 left
     assert service.status("alpha").state is not AccountState.LOGIN_SOON  # the default: a day
     config.save_settings(dataclasses.replace(config.settings(), login_warning_seconds=48 * 3600))
@@ -201,16 +210,8 @@ def test_the_shown_state_follows_the_clock_with_nothing_else_happening(
     qtbot: QtBot, isolated_config, sandbox: SandboxServer, add_sandbox_account: Callable[..., str]
 ) -> None:
     """The first warning's lead passes while the window is open: the state text turns by itself."""
-    import dataclasses
-
-    from tdgui.sandbox.driver import login_with_requests
-
     config = Config(isolated_config)
-    clock = ManualClock(start=__import__("time").time())
-    service = TokenService(config, clock=clock, store_override=MemoryStore())
-    add_sandbox_account("alpha")
-    pending = service.begin_login("alpha")
-    service.finish_login(pending, login_with_requests(pending.url, sandbox.certs.ca_file))
+    service, clock = logged_in_on_a_manual_clock(config, sandbox, add_sandbox_account)
     config.save_settings(dataclasses.replace(config.settings(), login_warning_seconds=48 * 3600))
     tokens = service.read_tokens(service.account("alpha"))
     assert tokens is not None and tokens.refresh_expires_at is not None
