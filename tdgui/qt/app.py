@@ -66,10 +66,12 @@ def run_gui(core: Core, *, minimized: bool = False) -> int:
 
     from tdgui.core.config import Settings
     from tdgui.core.errors import TdguiError
+    from tdgui.qt.gui_gc import GuiThreadCollector
     from tdgui.qt.single_instance import SingleInstance, instance_key
 
     existing = QApplication.instance()
     app = existing if isinstance(existing, QApplication) else QApplication(sys.argv[:1])
+    GuiThreadCollector(app)
     config = core.config
     guard = SingleInstance(instance_key(config.directory))
     if guard.notify_running():

@@ -122,12 +122,14 @@ def _run(config_dir: Path, screenshot_dir: Path | None, deadline: float) -> str:
     from tdgui.core.login_outcome import LoginResult
     from tdgui.core.root import build_core
     from tdgui.qt.app import build_shell
+    from tdgui.qt.gui_gc import GuiThreadCollector
     from tdgui.qt.shell import Shell
     from tdgui.qt.worker import wait_for_idle
     from tdgui.sandbox import SandboxServer, sandbox_state_dir
 
     existing = QApplication.instance()
     app = existing if isinstance(existing, QApplication) else QApplication(sys.argv[:1])
+    GuiThreadCollector(app)
 
     class Waiter:
         """Connects before the action, then runs an event loop until the signal or the deadline."""

@@ -20,11 +20,13 @@ os.environ.setdefault("QTWEBENGINE_DISABLE_SANDBOX", "1")
 os.environ.setdefault("QT_LOGGING_RULES", "qt.webenginecontext.debug=false")
 
 import PySide6.QtWebEngineWidgets  # noqa: E402, F401 - must be imported before QApplication exists
+from PySide6.QtWidgets import QApplication  # noqa: E402
 
 from helpers.sandbox import free_callback_url  # noqa: E402
 from tdgui.core.config import Config, sandbox_account  # noqa: E402
 from tdgui.core.service import TokenService  # noqa: E402
 from tdgui.core.stores.memory import MemoryStore  # noqa: E402
+from tdgui.qt.gui_gc import GuiThreadCollector  # noqa: E402
 from tdgui.sandbox import SandboxServer, sandbox_state_dir  # noqa: E402
 
 
@@ -107,6 +109,15 @@ def shells_shut_down(qtbot: object, monkeypatch: pytest.MonkeyPatch) -> Iterator
     yield
     for shell in made:
         shell.shutdown()
+
+
+@pytest.fixture(autouse=True)
+def gc_on_the_gui_thread(qapp: QApplication) -> Iterator[None]:
+    """As in the app (tdgui.qt.gui_gc): no Qt object of a test is collected on a worker thread."""
+    collector = GuiThreadCollector(qapp)
+    yield
+    collector.stop()
+    collector.deleteLater()
 
 
 @pytest.fixture(autouse=True)
