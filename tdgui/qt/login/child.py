@@ -110,10 +110,12 @@ def _run(spec: LoginSpec, hooks: TestHooks | None, result_out: IO[str]) -> int:
     from PySide6.QtWidgets import QApplication
 
     from tdgui.qt.app import _qt_message_handler
+    from tdgui.qt.gui_gc import GuiThreadCollector
     from tdgui.qt.login.window import LoginWindow
 
     existing = QApplication.instance()
     app = existing if isinstance(existing, QApplication) else QApplication(sys.argv[:1])
+    GuiThreadCollector(app)
     app.setApplicationName("tdgui")
     app.setApplicationDisplayName("tdgui")
     app.setDesktopFileName("tdgui")
@@ -203,6 +205,9 @@ class _HookScript:
         self.last_did: object = None
         self.look_again_timer = QTimer(singleShot=True, interval=LOOK_AGAIN_MS)
         self.look_again_timer.timeout.connect(self.look_again)
+        #: from the visit's navigation, restarted by each load of the visited page
+        self.guard_timer = QTimer(singleShot=True, interval=GUARD_PATIENCE_MS)
+        self.guard_timer.timeout.connect(self.guard_silent)
         self.shot_taken = not hooks.screenshot
         window.page_loaded.connect(self.on_loaded)
         window.guarded.connect(self.on_guarded)
@@ -218,7 +223,7 @@ class _HookScript:
         log.info("test hooks: loaded %s in step %s", url, self.step)
         if self.step == "visiting":
             # The visited page itself (e.g. the popup page): the guard acts on it.
-            QTimer.singleShot(GUARD_PATIENCE_MS, self.guard_silent)
+            self.guard_timer.start()
             return
         if not self.shot_taken:
             self.shot_taken = True
@@ -243,7 +248,7 @@ class _HookScript:
         if self.step == "visit" and self.hooks.visit:
             self._go("visiting")
             window.navigate(self.hooks.visit)
-            QTimer.singleShot(GUARD_PATIENCE_MS, self.guard_silent)  # should its load never be reported
+            self.guard_timer.start()  # should its load never be reported
         elif self.step == "driving" and not (self.filled and self.consented):
             if self.script_out:
                 self.load_missed = True  # looked at once the script out has answered
