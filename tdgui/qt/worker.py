@@ -38,11 +38,14 @@ class _Relay(QObject):
 
     def __init__(
         self,
+        fn: Callable[[], Any],
         on_done: Callable[[Any], None] | None,
         on_error: Callable[[BaseException], None] | None,
         context: QObject | None,
     ) -> None:
         super().__init__(QCoreApplication.instance())
+        #: the job's function: kept here, not in the job, so that its closure is dropped here too
+        self.fn: Callable[[], Any] | None = fn
         self._on_done = on_done
         self._on_error = on_error
         self._context = context
@@ -53,7 +56,7 @@ class _Relay(QObject):
     @Slot()
     def _deliver(self) -> None:
         outcome, on_done, on_error, context = self.outcome, self._on_done, self._on_error, self._context
-        self.outcome = self._on_done = self._on_error = self._context = None
+        self.outcome = self._on_done = self._on_error = self._context = self.fn = None
         self.deleteLater()  # on a later turn of the event loop: never free a QObject in its own event
         if outcome is None or (context is not None and not shiboken6.isValid(context)):
             return
@@ -68,20 +71,17 @@ class _Relay(QObject):
 
 
 class _Job(QRunnable):
-    def __init__(self, fn: Callable[[], Any], relay: _Relay) -> None:
+    def __init__(self, relay: _Relay) -> None:
         super().__init__()
-        self._fn: Callable[[], Any] | None = fn
         self._relay: _Relay | None = relay
         self.setAutoDelete(True)
 
     def run(self) -> None:
         # The job keeps nothing once the answer is out: the pool deletes it on this thread.
-        fn, relay = self._fn, self._relay
-        self._fn = self._relay = None
-        if fn is None or relay is None:
+        relay, self._relay = self._relay, None
+        if relay is None or relay.fn is None:
             return
-        relay.outcome = _call(fn)
-        del fn
+        relay.outcome = _call(relay.fn)
         relay.ready.emit()
 
 
@@ -105,7 +105,9 @@ def run_in_background(
     Must be called from the GUI thread. With `context`, the callbacks are skipped once that
     object has been deleted (a window closed while its job ran).
     """
-    (on or pool()).start(_Job(fn, _Relay(on_done, on_error, context)))
+    if QCoreApplication.instance() is None:
+        raise RuntimeError("run_in_background needs the Qt application (it delivers on its thread)")
+    (on or pool()).start(_Job(_Relay(fn, on_done, on_error, context)))
 
 
 def wait_for_idle(msecs: int = 30_000) -> bool:
