@@ -121,6 +121,8 @@ def _classify(exc: BaseException, where: str) -> tuple[str, str]:
         )
     if "does not exist" in text:
         return "other", f"Reached {where}, but the database or user does not exist there."
+    if "permission denied for database" in text:  # libpq gives only the server's text here
+        return "other", f"Reached {where}, but this user may not connect to the database: grant it CONNECT."
     return "unreachable", (
         f"Cannot reach {where}: is the server running, and are host, port and firewall right?"
     )
@@ -199,6 +201,11 @@ def plain_error(error: BaseException, name: str) -> str | None:
         return (
             "The database role lacks rights on tdgui's tables: grant SELECT, INSERT, UPDATE and "
             'DELETE as "Tokens on a server" in the README shows.'
+        )
+    if reason is Reason.NO_CONNECT_RIGHT:
+        return (
+            "The database role may not connect to this database: grant it CONNECT on the "
+            'database (see "Tokens on a server" in the README).'
         )
     if reason is Reason.KEYRING_NEEDED:
         return (

@@ -369,7 +369,15 @@ class PostgresStore(TokenStore):
 
         text = SECRETS.mask(" ".join(str(exc).split()))[:300].rstrip(". ") or type(exc).__name__
         lower = text.lower()
-        if "password" in lower or "authentication" in lower:
+        reason = None
+        if isinstance(exc, errors.InsufficientPrivilege):  # SQLSTATE 42501
+            reason = Reason.NO_TABLE_RIGHTS
+        elif "permission denied for database" in lower:
+            # Refused at connect time: libpq gives psycopg only the server's text, no SQLSTATE.
+            reason = Reason.NO_CONNECT_RIGHT
+        if reason is Reason.NO_CONNECT_RIGHT:
+            hint = "the role may not connect to this database: grant it CONNECT on the database"
+        elif "password" in lower or "authentication" in lower:
             hint = "check the database user and password (the keyring entry, ~/.pgpass or PGPASSWORD)"
         elif "certificate" in lower or "ssl" in lower or "tls" in lower:
             hint = (
@@ -377,7 +385,7 @@ class PostgresStore(TokenStore):
                 "PGSSLROOTCERT (sslrootcert=system trusts the system's CAs); the host name "
                 "in the URL must be one the certificate names"
             )
-        elif isinstance(exc, errors.InsufficientPrivilege):  # SQLSTATE 42501
+        elif reason is Reason.NO_TABLE_RIGHTS:
             hint = "the role lacks rights on tdgui's tables: grant them as docs/postgres.md shows"
         elif "connection" in lower or "timeout" in lower or "host" in lower:
             hint = "check that the server is running and reachable (host, port, firewall)"
@@ -386,7 +394,7 @@ class PostgresStore(TokenStore):
         return StoreUnavailable(
             f"{self.where} cannot be used: {text}{'' if text.endswith('?') else '.'} "
             f"{hint[0].upper()}{hint[1:]}, or choose another store with --store",
-            reason=Reason.NO_TABLE_RIGHTS if isinstance(exc, errors.InsufficientPrivilege) else None,
+            reason=reason,
         )
 
 

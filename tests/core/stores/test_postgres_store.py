@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from helpers.postgres import PgServer, free_port
-from tdgui.core.db_setup import plain_error
+from tdgui.core.db_setup import check_connection, plain_error
 from tdgui.core.errors import ErrorKind, Reason, StoredDataError, StoreUnavailable, UsageError
 from tdgui.core.record_crypto import RecordDecryptError, RecordKey, WrongKey
 from tdgui.core.stores.postgres import SCHEMA_VERSION, PostgresStore
@@ -365,6 +365,7 @@ def test_least_privilege_role(postgres_server: PgServer, schema: str, opened: li
     owner = make(postgres_server, schema, opened)
     owner.check_available()  # the owner creates the schema
     role, password = f"app_{uuid.uuid4().hex[:8]}", uuid.uuid4().hex
+    closed = f"closed_{uuid.uuid4().hex[:8]}"
     with postgres_server.admin() as conn:
         conn.execute(f"CREATE ROLE {role} LOGIN PASSWORD '{password}'")
         conn.execute(f'GRANT USAGE ON SCHEMA "{schema}" TO {role}')
@@ -397,9 +398,23 @@ def test_least_privilege_role(postgres_server: PgServer, schema: str, opened: li
             app.read("alice/tokens")
         assert caught.value.reason is Reason.NO_TABLE_RIGHTS, caught.value
         assert (plain_error(caught.value, "alice") or "").startswith("The database role lacks rights")
+        # A database the role may not connect to: said so, not "cannot reach" (the server's
+        # refusal comes at connect time, as text only).
+        with postgres_server.admin() as conn:
+            conn.execute(f"CREATE DATABASE {closed}")
+            conn.execute(f"REVOKE CONNECT ON DATABASE {closed} FROM PUBLIC")
+        url = postgres_server.url(user=role).replace(f"/{postgres_server.dbname}?", f"/{closed}?")
+        shut_out = make(postgres_server, schema, opened, url=url, key=owner.key, password=password)
+        with pytest.raises(StoreUnavailable) as caught:
+            shut_out.check_available()
+        assert caught.value.reason is Reason.NO_CONNECT_RIGHT, caught.value
+        assert (plain_error(caught.value, "alice") or "").startswith("The database role may not connect")
+        check = check_connection(url, password)
+        assert not check.ok and "may not connect" in check.text and password not in check.text
     finally:
         for store in opened:
             store.close()
         with postgres_server.admin() as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {closed}")
             conn.execute(f"DROP OWNED BY {role}")
             conn.execute(f"DROP ROLE {role}")
