@@ -138,8 +138,12 @@ def status_of(
         warnings.insert(0, note)
         if cut_off:
             error = note
+    recheck_at = schedule.state_recheck_at(times, now, lead, login_soon=login_soon)
+    cut_off_at = None if started is None or cut_off else started + INTERRUPTED_AFTER
+    if cut_off_at is not None and cut_off_at > now:  # a refresh running now is "cut off" later
+        recheck_at = cut_off_at if recheck_at is None else min(recheck_at, cut_off_at)
     if read_error is not None:
-        state, error, times = AccountState.ERROR, read_error, None
+        state, error, times, recheck_at = AccountState.ERROR, read_error, None, None
     else:
         state = schedule.account_state(
             times,
@@ -165,7 +169,7 @@ def status_of(
         now=now,
         warnings=tuple(warnings),
         login_soon=login_soon,
-        recheck_at=schedule.state_recheck_at(times, now, lead, login_soon=login_soon),
+        recheck_at=recheck_at,
     )
 
 

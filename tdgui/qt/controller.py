@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QObject, Signal, Slot
+from PySide6.QtCore import QObject, Qt, QTimer, Signal, Slot
 from PySide6.QtWidgets import QWidget
 
 from tdgui.core.accounts import EditResult
@@ -74,6 +74,11 @@ def gui_text(message: str) -> str:
     return re.sub(r"\s{2,}", " ", message).strip()
 
 
+#: The longest wait for a recheck moment: the timer counts monotonic time, the moments are
+#: wall-clock time, which a suspend or a clock change moves meanwhile.
+RECHECK_MAX_WAIT = 15 * 60.0
+
+
 class Controller(QObject):
     """Holds the TokenService; every call that touches network, keyring or disk runs in the background."""
 
@@ -118,6 +123,12 @@ class Controller(QObject):
         self.login_autofill_sandbox = False
         self._reload_running = False
         self._reload_again = False
+        #: Reads the statuses again when one may change by time alone (AccountStatus.recheck_at),
+        #: so the window's state text, the account list and the tray follow the clock.
+        self.recheck_timer = QTimer(self)
+        self.recheck_timer.setSingleShot(True)
+        self.recheck_timer.setTimerType(Qt.TimerType.PreciseTimer)  # a coarse one may fire 5% early
+        self.recheck_timer.timeout.connect(self.reload)
 
     # -- statuses ---------------------------------------------------------------------------
     @property
@@ -140,7 +151,20 @@ class Controller(QObject):
     def _on_statuses(self, statuses: list[AccountStatus]) -> None:
         self.statuses = {s.name: s for s in statuses}
         self.load_error = None
+        self._arm_recheck()  # only after a read that worked: a failing one is not retried at once
         self._reloaded()
+
+    def _arm_recheck(self) -> None:
+        moments = [s.recheck_at for s in self.statuses.values() if s.recheck_at is not None]
+        if not moments:
+            self.recheck_timer.stop()
+            return
+        wait = max(0.0, min(moments) - self.service.clock.now())
+        self.recheck_timer.start(int(min(wait, RECHECK_MAX_WAIT) * 1000))
+
+    def stop_rechecks(self) -> None:
+        """At quit: no more reads of the statuses by the clock."""
+        self.recheck_timer.stop()
 
     @Slot(object)
     def _on_statuses_error(self, error: BaseException) -> None:

@@ -124,7 +124,6 @@ class MainWindow(QMainWindow):
         self.remove_button.clicked.connect(self.confirm_remove)
         self.status_view.refresh_requested.connect(controller.refresh)
         self.status_view.login_requested.connect(self.open_login)
-        self.status_view.stale.connect(controller.reload)
         self.banner.login_clicked.connect(self.open_login)
         controller.statuses_changed.connect(self._on_statuses)
         controller.refresh_started.connect(self._on_refresh_started)

@@ -142,6 +142,7 @@ class Shell(QObject):
         self.scheduler.stop()
         self.desktop.close()
         self.controller.close_logins()
+        self.controller.stop_rechecks()
         self.tray.hide()
         self.window.hide_on_close = False
         self.window.hide()

@@ -105,16 +105,12 @@ class StatusView(QWidget):
 
     refresh_requested = Signal(str)
     login_requested = Signal(str)
-    #: The shown state may have changed by time alone (AccountStatus.recheck_at passed): once
-    #: per status, so the owner reloads it and the state text follows the countdowns.
-    stale = Signal()
 
     def __init__(self, clock: Clock, lead: float, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.clock = clock
         self.lead = lead
         self.status: AccountStatus | None = None
-        self._stale_told = False
         self.busy = False
         #: Set when the service stores every account in one place (tests, self-test: "memory").
 
@@ -180,7 +176,6 @@ class StatusView(QWidget):
     def set_status(self, status: AccountStatus | None) -> None:
         switched = status is None or self.status is None or status.name != self.status.name
         self.status = status
-        self._stale_told = False
         if switched:
             self.message.clear()
         self._render_static()
@@ -239,9 +234,6 @@ class StatusView(QWidget):
         if status is None:
             return
         now = self.clock.now()
-        if status.recheck_at is not None and now >= status.recheck_at and not self._stale_told:
-            self._stale_told = True
-            self.stale.emit()
         access_total = 0.0
         if status.access_expires_at is not None and status.access_received_at is not None:
             access_total = status.access_expires_at - status.access_received_at

@@ -152,3 +152,21 @@ def test_the_state_is_rechecked_when_a_lead_or_an_expiry_passes() -> None:
     assert state(5 * day) is schedule.AccountState.LOGIN_SOON
     assert state(7 * day) is schedule.AccountState.LOGIN_REQUIRED
     assert schedule.state_recheck_at(None, NOW, 300) is None
+
+
+def test_a_refresh_in_flight_is_rechecked_when_it_would_count_as_cut_off() -> None:
+    from tdgui.core.records import RefreshRecord
+    from tdgui.core.status import INTERRUPTED_AFTER, AccountStatus, status_of
+
+    times = schwab_tokens().times()
+    started = NOW - 10
+
+    def status(record: RefreshRecord, now: float) -> AccountStatus:
+        return status_of("a", "schwab", "file", SCHWAB, record, times, now, 300)
+
+    running = status(RefreshRecord(refresh_started_at=started), NOW)
+    assert running.recheck_at == started + INTERRUPTED_AFTER  # before the access lead (NOW + 1500)
+    later = status(RefreshRecord(refresh_started_at=started), started + INTERRUPTED_AFTER + 1)
+    assert later.last_error is not None  # cut off now
+    assert later.recheck_at == NOW + 1500  # the tokens' next moment
+    assert status(RefreshRecord(), NOW).recheck_at == NOW + 1500

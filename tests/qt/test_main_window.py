@@ -6,12 +6,15 @@ import dataclasses
 import time
 from collections.abc import Callable
 
+import pytest
 from PySide6.QtWidgets import QDialogButtonBox, QMessageBox
 from pytestqt.qtbot import QtBot
 
 from tdgui.core.clock import ManualClock
 from tdgui.core.config import Config
+from tdgui.core.errors import ConfigError
 from tdgui.core.service import TokenService
+from tdgui.core.status import AccountStatus
 from tdgui.core.stores.memory import MemoryStore
 from tdgui.qt.controller import Controller
 from tdgui.qt.main_window import MainWindow
@@ -222,3 +225,31 @@ def test_the_shown_state_follows_the_clock_with_nothing_else_happening(
     clock.advance(3)  # no reload, no refresh, no notification: only the clock moves
     qtbot.waitUntil(lambda: view.state_label.text().startswith("Log in again soon"), timeout=10_000)
     assert view.login_button.isDefault()
+
+
+def test_a_failing_read_is_not_retried_at_once_by_the_clock(
+    qtbot: QtBot,
+    isolated_config,
+    sandbox: SandboxServer,
+    add_sandbox_account: Callable[..., str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A recheck moment passed while the accounts cannot be read: no read after read after read."""
+    service, clock = logged_in_on_a_manual_clock(Config(isolated_config), sandbox, add_sandbox_account)
+    controller = Controller(service)
+    make_window(qtbot, controller)
+    assert controller.recheck_timer.isActive()
+    reads: list[float] = []
+
+    def broken() -> list[AccountStatus]:
+        reads.append(time.monotonic())
+        raise ConfigError("accounts.json is damaged")
+
+    monkeypatch.setattr(service, "statuses", broken)
+    clock.advance(8 * 24 * 3600)  # every moment is past
+    with qtbot.waitSignal(controller.statuses_changed, timeout=10_000):
+        controller.reload()
+    qtbot.wait(1_500)
+    assert len(reads) == 1 and controller.load_error is not None
+    # The moment armed by the last read that worked still stands: tried again then, not now.
+    assert controller.recheck_timer.remainingTime() > 60_000
