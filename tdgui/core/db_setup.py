@@ -183,7 +183,7 @@ def plain_error(error: BaseException, name: str) -> str | None:
     Known cases are said as a person at the dialog can act on them; the rest is core's own
     message (the caller removes command names from it).
     """
-    from tdgui.core.errors import Reason, StoreUnavailable, TdguiError
+    from tdgui.core.errors import Reason, TdguiError
     from tdgui.core.record_crypto import RecordDecryptError, WrongKey
 
     if isinstance(error, WrongKey):
@@ -221,7 +221,7 @@ def plain_error(error: BaseException, name: str) -> str | None:
         return f"The database holds no shared account named {name}: share it from the desktop first."
     if reason is Reason.NO_SHARED_TOKENS:
         return f"The database holds no tokens for {name}: log in on the desktop first."
-    if isinstance(error, StoreUnavailable):
+    if reason is Reason.DATABASE_UNAVAILABLE:  # not another store (a locked keyring): its own words
         text = SECRETS.mask(str(error))
         where = text.split(" cannot be used", 1)[0].removeprefix("PostgreSQL on ")
         return _classify(error, where.split("/", 1)[0].rsplit(":", 1)[0] or "the database")[1]

@@ -26,6 +26,7 @@ class Reason(Enum):
     SCHEMA_NOT_CREATABLE = "the database role may not create tdgui's schema"
     NO_TABLE_RIGHTS = "the database role lacks rights on tdgui's tables"
     NO_CONNECT_RIGHT = "the database role may not connect to the database"
+    DATABASE_UNAVAILABLE = "the database cannot be used (down, unreachable, refused the login)"
     KEYRING_NEEDED = "the database key needs the keyring"
     ALREADY_SHARED = "the database already holds the account"
     NOT_SHARED = "the database holds no such shared account"

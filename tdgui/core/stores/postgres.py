@@ -369,7 +369,7 @@ class PostgresStore(TokenStore):
 
         text = SECRETS.mask(" ".join(str(exc).split()))[:300].rstrip(". ") or type(exc).__name__
         lower = text.lower()
-        reason = None
+        reason = Reason.DATABASE_UNAVAILABLE
         if isinstance(exc, errors.InsufficientPrivilege):  # SQLSTATE 42501
             reason = Reason.NO_TABLE_RIGHTS
         elif "permission denied for database" in lower:

@@ -303,6 +303,10 @@ def test_server_down(postgres_server: PgServer, schema: str, opened: list[Any]) 
     url = postgres_server.url().replace(f":{postgres_server.port}/", f":{port}/")
     error = unavailable_fast(make(postgres_server, schema, opened, url=url), postgres_server.password)
     assert f"127.0.0.1:{port}" in str(error) and "running" in str(error)
+    # The share/join dialog's words: the database, by its host; another store's failure (a
+    # locked keyring) keeps its own words instead.
+    assert (plain_error(error, "alice") or "").startswith("Cannot reach 127.0.0.1")
+    assert plain_error(StoreUnavailable("the keyring is locked: unlock it"), "alice") is None
 
 
 def test_server_that_never_answers(postgres_server: PgServer, schema: str, opened: list[Any]) -> None:
