@@ -108,7 +108,7 @@ def state_recheck_at(
     tokens: Times | None, now: float, lead: float, *, login_soon: float = WARN_WINDOW
 ) -> float | None:
     """The next moment account_state may answer otherwise by time alone: a lead or an expiry
-    passes. None: none ahead. A view that shows the state asks for it again then."""
+    passes. None: none ahead. Whoever shows the state reads it again then (the app's controller)."""
     if tokens is None:
         return None
     moments = [tokens.access_expires_at - effective_lead(tokens, lead), tokens.access_expires_at]
