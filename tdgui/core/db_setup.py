@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from tdgui.core.errors import TdguiError, UsageError
+from tdgui.core.errors import Reason, TdguiError, UsageError
 from tdgui.core.logs import SECRETS
 
 if TYPE_CHECKING:
@@ -177,13 +177,30 @@ def check_account_connection(service: TokenService, name: str) -> ConnectionChec
     return check_connection(account.db_url, secrets.password, allow_insecure=account.db_allow_insecure)
 
 
+#: A share's or join's failure in words a person at the dialog can act on ({name}: the account).
+_PLAIN_WORDS = {
+    Reason.SCHEMA_NOT_CREATABLE: "The database role may not create tdgui's tables: connect once as the "
+    "database's owner (or create them as the owner); after that this role needs only SELECT, "
+    'INSERT, UPDATE and DELETE (see "Tokens on a server" in the README).',
+    Reason.NO_TABLE_RIGHTS: "The database role lacks rights on tdgui's tables: grant SELECT, INSERT, "
+    'UPDATE and DELETE as "Tokens on a server" in the README shows.',
+    Reason.NO_CONNECT_RIGHT: "The database role may not connect to this database: grant it CONNECT on "
+    'the database (see "Tokens on a server" in the README).',
+    Reason.KEYRING_NEEDED: 'This machine has no usable system keyring: tick "Keep the key and password '
+    'in a private file" and try again.',
+    Reason.ALREADY_SHARED: "The database already holds an account named {name} (shared before). Join "
+    "it with its key on this machine, or remove it there first.",
+    Reason.NOT_SHARED: "The database holds no shared account named {name}: share it from the desktop first.",
+    Reason.NO_SHARED_TOKENS: "The database holds no tokens for {name}: log in on the desktop first.",
+}
+
+
 def plain_error(error: BaseException, name: str) -> str | None:
     """A share's or join's failure for the form, without CLI flags; None: no better words here.
 
     Known cases are said as a person at the dialog can act on them; the rest is core's own
     message (the caller removes command names from it).
     """
-    from tdgui.core.errors import Reason, TdguiError
     from tdgui.core.record_crypto import RecordDecryptError, WrongKey
 
     if isinstance(error, WrongKey):
@@ -191,36 +208,8 @@ def plain_error(error: BaseException, name: str) -> str | None:
     if isinstance(error, RecordDecryptError):
         return f"The shared account {name} in the database is damaged or was changed: share it again."
     reason = error.reason if isinstance(error, TdguiError) else None
-    if reason is Reason.SCHEMA_NOT_CREATABLE:
-        return (
-            "The database role may not create tdgui's tables: connect once as the database's "
-            "owner (or create them as the owner); after that this role needs only SELECT, "
-            'INSERT, UPDATE and DELETE (see "Tokens on a server" in the README).'
-        )
-    if reason is Reason.NO_TABLE_RIGHTS:
-        return (
-            "The database role lacks rights on tdgui's tables: grant SELECT, INSERT, UPDATE and "
-            'DELETE as "Tokens on a server" in the README shows.'
-        )
-    if reason is Reason.NO_CONNECT_RIGHT:
-        return (
-            "The database role may not connect to this database: grant it CONNECT on the "
-            'database (see "Tokens on a server" in the README).'
-        )
-    if reason is Reason.KEYRING_NEEDED:
-        return (
-            'This machine has no usable system keyring: tick "Keep the key and password in a '
-            'private file" and try again.'
-        )
-    if reason is Reason.ALREADY_SHARED:
-        return (
-            f"The database already holds an account named {name} (shared before). Join it with "
-            "its key on this machine, or remove it there first."
-        )
-    if reason is Reason.NOT_SHARED:
-        return f"The database holds no shared account named {name}: share it from the desktop first."
-    if reason is Reason.NO_SHARED_TOKENS:
-        return f"The database holds no tokens for {name}: log in on the desktop first."
+    if reason in _PLAIN_WORDS:
+        return _PLAIN_WORDS[reason].format(name=name)
     if reason is Reason.DATABASE_UNAVAILABLE:  # not another store (a locked keyring): its own words
         text = SECRETS.mask(str(error))
         where = text.split(" cannot be used", 1)[0].removeprefix("PostgreSQL on ")
