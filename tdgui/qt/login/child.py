@@ -200,7 +200,6 @@ class _HookScript:
         self.filled = self.consented = not hooks.autofill
         #: a page script is out and has not answered: another load report does not send a second
         self.script_out = False
-        self.load_missed = False
         self.scripts_sent = 0
         self.last_did: object = None
         self.look_again_timer = QTimer(singleShot=True, interval=LOOK_AGAIN_MS)
@@ -251,8 +250,7 @@ class _HookScript:
             self.guard_timer.start()  # should its load never be reported
         elif self.step == "driving" and not (self.filled and self.consented):
             if self.script_out:
-                self.load_missed = True  # looked at once the script out has answered
-                return
+                return  # looked at again once the script out has answered (look_again_timer)
             consent = "null" if self.consented else json.dumps(self.hooks.consent)
             script = DRIVE_SANDBOX_PAGE % ("false" if self.filled else "true", consent)
             self.script_out = True
@@ -270,10 +268,7 @@ class _HookScript:
             self.filled = True
         elif did == "consent":
             self.consented = True
-        if self.load_missed:
-            self.load_missed = False
-            self.advance()
-        elif not (self.filled and self.consented):
+        if not (self.filled and self.consented):
             self.look_again_timer.start()  # one pending look at a time
 
     def look_again(self) -> None:
