@@ -13,22 +13,20 @@ from typing import TYPE_CHECKING
 from tdgui.core import export, flow, fsutil, schedule
 from tdgui.core.clock import SYSTEM_CLOCK, Clock
 from tdgui.core.config import Account, Config
-from tdgui.core.db_setup import store_place
 from tdgui.core.environment import HttpSettings
 from tdgui.core.errors import (
     LoginFailed,
     LoginRequired,
     ProviderError,
-    StoredDataError,
     StoreUnavailable,
     TdguiError,
 )
 from tdgui.core.logs import SECRETS
 from tdgui.core.providers import Provider
 from tdgui.core.records import RefreshRecord, StatusRecords
-from tdgui.core.service_stores import StoreWiring
+from tdgui.core.service_status import StatusReading
 from tdgui.core.signals import critical_section
-from tdgui.core.status import AccountPlan, AccountStatus, plan_of, status_of
+from tdgui.core.status import AccountPlan, AccountStatus
 from tdgui.core.stores.base import TokenStore
 from tdgui.core.tokens import TokenSet, TokenTimes
 
@@ -50,7 +48,7 @@ def _no_tokens(name: str) -> LoginRequired:
     return LoginRequired(f"no tokens stored for {name!r}: run `tdgui login {name}`")
 
 
-class TokenService(StoreWiring):
+class TokenService(StatusReading):
     """The one place that reads, refreshes and writes tokens."""
 
     def __init__(
@@ -345,89 +343,6 @@ class TokenService(StoreWiring):
             self.clock.now(), error, login_required=login_required, outcome_unknown=outcome_unknown
         )
         self._save_record(account, failed)
-
-    # -- status ---------------------------------------------------------------------------
-    def status(self, name: str) -> AccountStatus:
-        return self._status_of(self.account(name), self._login_soon())
-
-    def statuses(self) -> list[AccountStatus]:
-        login_soon = self._login_soon()
-        return [self._status_of(a, login_soon) for a in self.config.accounts()]
-
-    def _login_soon(self) -> float:
-        """The user's first warning lead, so the state turns "login soon" when they are told."""
-        from tdgui.core.background import WarnPolicy  # not on `tdgui token`'s path
-
-        try:
-            return WarnPolicy.from_settings(self.config.settings()).login_soon
-        except TdguiError:
-            return schedule.WARN_WINDOW  # a broken settings file: config reports it elsewhere
-
-    def _status_of(self, account: Account, login_soon: float) -> AccountStatus:
-        now = self.clock.now()
-        provider = self.provider(account)
-        read_error = times = None
-        record = RefreshRecord()
-        try:
-            record = self._record_for(account)  # from the database for a shared account
-            times = self._times(account, record)
-        except (StoreUnavailable, StoredDataError) as exc:
-            read_error = str(exc)
-        interrupted = record.refresh_started_at is not None and not self._refresh_running(account)
-        if times is not None and not self.status_from_records_only:
-            self._catch_up_exports(account, times)
-        kind = self.store_kind(account)
-        status = status_of(
-            account.name,
-            account.provider,
-            kind,
-            provider,
-            record,
-            times,
-            now,
-            self.lead,
-            read_error=read_error,
-            interrupted=interrupted,
-            login_soon=login_soon,
-        )
-        return replace(status, store_place=store_place(account, kind))
-
-    def _refresh_running(self, account: Account) -> bool:
-        """Whether a process holds this account's refresh lock now (a marked refresh whose lock
-        is free was cut off: its process died, the kernel released the lock)."""
-        if not self._shares_records(account):
-            return False
-        from filelock import Timeout
-
-        try:
-            with fsutil.kernel_lock(self.directory / "locks" / f"{account.name}.lock", 0):
-                return False
-        except Timeout:
-            return True
-        except fsutil.LockUnavailable:
-            return True  # cannot tell: say nothing rather than cry "interrupted"
-
-    def plans(self) -> list[AccountPlan]:
-        """Per account: the next refresh and the next expiry warning (schedule.py), read once."""
-        now = self.clock.now()
-        plans = []
-        for account in self.config.accounts():
-            try:
-                record = self._record_for(account)
-                times = self._times(account, record)
-                provider = self.provider(account)
-            except TdguiError as exc:
-                plans.append(AccountPlan(account.name, None, None, False, False, str(exc)))
-                continue
-            plans.append(plan_of(account.name, provider, record, times, now, self.lead))
-        return plans
-
-    def _times(self, account: Account, record: RefreshRecord) -> TokenTimes | None:
-        """Token times from the status record when the tokens live in a durable store."""
-        if self._shares_records(account) and (record.times is not None or self.status_from_records_only):
-            return record.times
-        tokens = self.read_tokens(account)
-        return tokens.times() if tokens else None
 
     # -- logout / exports -----------------------------------------------------------------
     def logout(self, name: str) -> None:
